@@ -1,0 +1,143 @@
+"""One error tree for every surface.
+
+ModelportError
+  + ClientError (4xx)
+  |   + InvalidInput (400)        the request does not fit the model's signature
+  |   + BadRequest (400)          the body is not what the protocol allows
+  |   + Unauthorized (401)        missing or wrong bearer token
+  |   + NotFound (404)            no such route
+  |   |   + UnknownModel (404)
+  |   |   + UnknownVersion (404)
+  |   + MethodNotAllowed (405)
+  |   + PayloadTooLarge (413)
+  |   + UnsupportedMediaType (415)
+  + ServerError (5xx)
+  |   + ModelFailed (500)         the model raised while predicting
+  |   + ModelNotReady (503)
+  + ModelLoadError                an artifact could not be read (load time, not a request)
+  + ConfigError                   modelport.toml or a CLI value is wrong
+
+Each class carries its HTTP status and gRPC code; surfaces never invent their own.
+On the wire every error is ``{"error": "<message>"}``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadRequest",
+    "ClientError",
+    "ConfigError",
+    "InvalidInput",
+    "MethodNotAllowed",
+    "ModelFailed",
+    "ModelLoadError",
+    "ModelNotReady",
+    "ModelportError",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServerError",
+    "Unauthorized",
+    "UnknownModel",
+    "UnknownVersion",
+    "UnsupportedMediaType",
+]
+
+
+class ModelportError(Exception):
+    """Base of every error modelport raises on purpose."""
+
+    status: ClassVar[int] = 500
+    grpc_code: ClassVar[str] = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.message}
+
+
+class ClientError(ModelportError):
+    """The caller made a mistake; retrying the same request will fail again."""
+
+    status = 400
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class InvalidInput(ClientError):
+    """The inputs do not fit the model's signature (name, datatype, shape, values)."""
+
+
+class BadRequest(ClientError):
+    """The body is malformed for the protocol (bad JSON, missing keys)."""
+
+
+class Unauthorized(ClientError):
+    """The bearer token is missing or wrong."""
+
+    status = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
+class NotFound(ClientError):
+    """No route matches the request path."""
+
+    status = 404
+    grpc_code = "NOT_FOUND"
+
+
+class UnknownModel(NotFound):
+    """The model name is not in the repository."""
+
+
+class UnknownVersion(NotFound):
+    """The model exists but not in the requested version."""
+
+
+class MethodNotAllowed(ClientError):
+    """The route exists but not for this HTTP method."""
+
+    status = 405
+    grpc_code = "UNIMPLEMENTED"
+
+
+class PayloadTooLarge(ClientError):
+    """The body is larger than the server's limit."""
+
+    status = 413
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class UnsupportedMediaType(ClientError):
+    """The Content-Type is not one the route accepts."""
+
+    status = 415
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class ServerError(ModelportError):
+    """Something on the server's side failed; the request may succeed later."""
+
+    status = 500
+    grpc_code = "INTERNAL"
+
+
+class ModelFailed(ServerError):
+    """The model raised while predicting; the server keeps serving."""
+
+
+class ModelNotReady(ServerError):
+    """The model is loading, unloading or failed to load."""
+
+    status = 503
+    grpc_code = "UNAVAILABLE"
+
+
+class ModelLoadError(ModelportError):
+    """An artifact is missing, corrupt or of an unsupported kind."""
+
+
+class ConfigError(ModelportError):
+    """A modelport.toml entry or a command-line value is invalid."""

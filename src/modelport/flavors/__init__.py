@@ -1,0 +1,137 @@
+"""Flavors turn an artifact on disk into a :class:`~modelport.model.Predictor`.
+
+Each flavor is a module with ``load(path, config) -> Predictor`` and imports its
+framework inside ``load``, so ``import modelport`` stays light. Detection is by
+files, as DESIGN.md fixes it; ``flavor = "..."`` in modelport.toml skips it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelport.config import CONFIG_FILE, ModelConfig
+from modelport.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from modelport.model import Predictor
+
+__all__ = ["FLAVORS", "detect", "load_predictor"]
+
+FLAVORS: dict[str, str] = {
+    "sklearn": "modelport.flavors.sklearn",
+    "onnx": "modelport.flavors.onnx",
+    "xgboost": "modelport.flavors.xgboost",
+    "lightgbm": "modelport.flavors.lightgbm",
+    "mlflow": "modelport.flavors.mlflow",
+    "sparkml": "modelport.flavors.sparkml",
+}
+
+EXPECTED = (
+    "an MLflow model directory (MLmodel), a saved Spark ML model (metadata/ and stages/ or data/), "
+    "*.onnx, *.joblib / *.pkl / *.pickle (scikit-learn), *.json / *.ubj (XGBoost Booster), "
+    "*.txt (LightGBM model)"
+)
+
+_IGNORED = {CONFIG_FILE, "README.md", "README", "requirements.txt", "conda.yaml", "python_env.yaml", "sample.json"}
+
+
+def _sniff_file(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in {".joblib", ".pkl", ".pickle"}:
+        return "sklearn"
+    if suffix in {".ubj", ".bst", ".xgb"}:
+        return "xgboost"
+    if suffix == ".json":
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(4096)
+        except OSError:
+            return None
+        if b'"learner"' in head or b'"gradient_booster"' in head:
+            return "xgboost"
+        return None
+    if suffix in {".txt", ".lgb", ".model"}:
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(256)
+        except OSError:
+            return None
+        if head.startswith(b"tree\n") or head.startswith(b"tree\r\n") or b"\nversion=v" in head[:64]:
+            return "lightgbm"
+        return None
+    return None
+
+
+def _is_spark_dir(path: Path) -> bool:
+    meta = path / "metadata"
+    if not meta.is_dir():
+        return False
+    for part in sorted(meta.glob("part-*")):
+        try:
+            with part.open("rb") as fh:
+                line = fh.readline()
+            return b'"class"' in line and b"org.apache.spark" in line or b'"sparkVersion"' in line
+        except OSError:
+            return False
+    return False
+
+
+def detect(path: Path) -> tuple[str, Path]:
+    """The flavor of the artifact at ``path`` and the file or directory to load."""
+    if path.is_file():
+        flavor = _sniff_file(path)
+        if flavor is None:
+            raise ModelLoadError(f"{path}: not a model artifact modelport recognises; expected {EXPECTED}")
+        return flavor, path
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: no such file or directory")
+    if (path / "MLmodel").is_file():
+        return "mlflow", path
+    if _is_spark_dir(path):
+        return "sparkml", path
+    candidates = [
+        p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".") and p.name not in _IGNORED
+    ]
+    found = [(f, p) for p in candidates if (f := _sniff_file(p)) is not None]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        listed = ", ".join(p.name for p in candidates) or "nothing"
+        raise ModelLoadError(f"{path}: no model artifact found (it holds: {listed}); expected {EXPECTED}")
+    raise ModelLoadError(
+        f"{path}: several model artifacts ({', '.join(p.name for _, p in found)}); "
+        f"keep one per version directory or name the flavor in {CONFIG_FILE}"
+    )
+
+
+def load_predictor(flavor: str, path: Path, config: ModelConfig) -> Predictor:
+    """Import the flavor's module and load ``path`` with it."""
+    module_name = FLAVORS.get(flavor)
+    if module_name is None:
+        raise ModelLoadError(f"{path}: unknown flavor '{flavor}'; supported: {', '.join(FLAVORS)}")
+    module = importlib.import_module(module_name)
+    try:
+        predictor: Predictor = module.load(path, config)
+    except ModelLoadError:
+        raise
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{path}: the {flavor} flavor needs a package that is not installed ({exc}); "
+            f"install it with: pip install 'modelport[{flavor}]'"
+        ) from exc
+    except Exception as exc:
+        raise ModelLoadError(f"{path}: could not load as {flavor}: {type(exc).__name__}: {exc}") from exc
+    return predictor
+
+
+def read_json(path: Path) -> object:
+    """JSON from a file, with a load error that names it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: not readable JSON: {exc}") from None

@@ -1,0 +1,123 @@
+"""``load_model``: from a path or URI to a ready :class:`~modelport.model.Model`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from modelport.config import ModelConfig, merge, read_config
+from modelport.errors import ConfigError, ModelLoadError
+from modelport.flavors import detect, load_predictor
+from modelport.model import Model, Predictor
+from modelport.signature import Batch, Signature, TensorSpec
+from modelport.storage import fetch, is_remote
+
+__all__ = ["load_model"]
+
+log = logging.getLogger("modelport.loading")
+
+
+class _Renamed:
+    """A predictor whose signature was overridden in modelport.toml.
+
+    Inputs and outputs are matched to the flavor's own by position, so an override can
+    rename tensors as well as fix their datatype, shape or labels.
+    """
+
+    def __init__(self, inner: Predictor, signature: Signature) -> None:
+        self.inner = inner
+        self.signature = signature
+        self.info = dict(getattr(inner, "info", {}) or {})
+        own = inner.signature
+        self._in = {new.name: old.name for new, old in zip(signature.inputs, own.inputs, strict=True)}
+        self._out = {old.name: new.name for new, old in zip(signature.outputs, own.outputs, strict=True)}
+
+    def predict(self, batch: Batch) -> Batch:
+        result = self.inner.predict({self._in[k]: v for k, v in batch.items()})
+        return {self._out.get(k, k): v for k, v in result.items()}
+
+
+def _override(predictor: Predictor, config: ModelConfig, where: str) -> Predictor:
+    if config.inputs_override is None and config.outputs_override is None:
+        return predictor
+    own = predictor.signature
+    inputs = config.inputs_override or own.inputs
+    outputs = config.outputs_override or own.outputs
+    for kind, new, old in (("inputs", inputs, own.inputs), ("outputs", outputs, own.outputs)):
+        if len(new) != len(old):
+            raise ConfigError(
+                f"{where}: signature.{kind} lists {len(new)} tensors but the model has {len(old)} "
+                f"({', '.join(s.name for s in old)})"
+            )
+    return _Renamed(predictor, Signature(tuple(inputs), tuple(outputs)))
+
+
+def _default_name(path: Path) -> str:
+    name = path.name if path.is_dir() else path.stem
+    if name.isdigit() and path.parent.name:
+        name = path.parent.name
+    return name or "model"
+
+
+def load_model(
+    path_or_uri: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    version: int | None = None,
+    compile: bool | None = None,
+    config: ModelConfig | None = None,
+) -> Model:
+    """Load one model artifact (a file or a directory, local or ``s3://``/``gs://``).
+
+    ::
+
+        model = modelport.load_model("examples/models/wine/model.joblib")
+        model.signature            # inputs and outputs with V2 datatypes
+        model.predict({"input": X})
+
+    Loading a pickle or joblib file runs code from that file: load only artifacts you trust.
+    """
+    uri = str(path_or_uri)
+    local = fetch(uri) if is_remote(uri) else Path(uri)
+    if not local.exists():
+        raise ModelLoadError(f"{uri}: no such file or directory")
+    own = read_config(local if local.is_dir() else local.parent)
+    cfg = merge(config, own) if config is not None else own
+    if cfg.flavor:
+        flavor, artifact = cfg.flavor, local
+    else:
+        flavor, artifact = detect(local)
+    if compile is not None:
+        cfg = ModelConfig(**{**cfg.__dict__, "compile": compile})
+    predictor = load_predictor(flavor, artifact, cfg)
+    predictor = _override(predictor, cfg, cfg.path or str(local))
+    model_name = name or cfg.name or _default_name(local)
+    log.debug("loaded %s as %s from %s", model_name, flavor, artifact)
+    return Model(
+        model_name,
+        version if version is not None else 1,
+        predictor,
+        flavor=flavor,
+        source=uri,
+        outputs=cfg.outputs,
+        close=getattr(predictor, "close", None),
+    )
+
+
+def describe(model: Model) -> dict[str, Any]:
+    """What ``modelport inspect`` prints: identity, flavor, signature and flavor details."""
+    return {
+        "name": model.name,
+        "version": model.version,
+        "flavor": model.flavor,
+        "source": model.source,
+        "signature": model.signature.to_dict(),
+        "info": model.info,
+    }
+
+
+def spec_summary(spec: TensorSpec) -> str:
+    shape = ", ".join(str(d) for d in spec.shape)
+    return f"{spec.name}: {spec.datatype}[{shape}]"

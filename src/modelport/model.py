@@ -1,0 +1,106 @@
+"""The loaded-model object every surface talks to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from modelport.errors import InvalidInput, ModelFailed, ModelportError
+from modelport.signature import Batch, InputPlan, Signature
+
+__all__ = ["Model", "Predictor"]
+
+
+class Predictor(Protocol):
+    """What a flavor hands back: a signature and a function from Batch to Batch.
+
+    ``predict`` receives a Batch already checked against ``signature`` (names,
+    dtypes, shapes), so it does no validation of its own, and it must return every
+    output of ``signature``. ``info`` is free-form detail for ``modelport inspect``.
+    """
+
+    signature: Signature
+    info: dict[str, Any]
+
+    def predict(self, batch: Batch) -> Batch: ...
+
+
+class Model:
+    """A loaded, immutable, thread-safe model: ``signature`` plus ``predict(Batch) -> Batch``.
+
+    ::
+
+        model = modelport.load_model("examples/models/wine")
+        out = model.predict({"input": X})          # {"predict": ..., "predict_proba": ...}
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        predictor: Predictor,
+        *,
+        flavor: str,
+        source: str,
+        outputs: Sequence[str] | None = None,
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.flavor = flavor
+        self.source = source
+        self.predictor = predictor
+        full = predictor.signature
+        if outputs:
+            unknown = [o for o in outputs if o not in full.output_names]
+            if unknown:
+                raise ModelportError(
+                    f"model '{name}': outputs {unknown} are not produced; it has: {', '.join(full.output_names)}"
+                )
+            self.signature = full.select_outputs(outputs)
+        else:
+            self.signature = full
+        self.plan = InputPlan(name, self.signature)
+        self._output_names = tuple(self.signature.output_names)
+        self._close = close
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(getattr(self.predictor, "info", {}) or {})
+
+    def __repr__(self) -> str:
+        return f"<Model {self.name!r} v{self.version} flavor={self.flavor}>"
+
+    def predict(self, batch: Mapping[str, Any], outputs: Sequence[str] | None = None) -> Batch:
+        """Validate ``batch`` against the signature, then predict.
+
+        Accepts arrays or nested lists per input; raises :class:`InvalidInput` with a
+        message naming the input when something does not fit.
+        """
+        return self.run(self.plan.coerce_batch(batch), outputs)
+
+    def run(self, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
+        """Predict on a Batch that the input plan already checked (the server's path)."""
+        wanted = self._output_names if outputs is None else self._check_outputs(outputs)
+        try:
+            result = self.predictor.predict(batch)
+        except ModelportError:
+            raise
+        except Exception as exc:  # the model's own failure: a 500 that names it
+            raise ModelFailed(f"model '{self.name}' version {self.version} failed: {type(exc).__name__}: {exc}") from exc
+        return {name: np.asarray(result[name]) for name in wanted}
+
+    def _check_outputs(self, outputs: Sequence[str]) -> tuple[str, ...]:
+        unknown = [o for o in outputs if o not in self._output_names]
+        if unknown:
+            raise InvalidInput(
+                f"model '{self.name}': unknown output{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(u) for u in unknown)}; the model's outputs are: {', '.join(self._output_names)}"
+            )
+        return tuple(outputs)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()

@@ -1,0 +1,314 @@
+"""A model's contract: named tensors with Open Inference Protocol V2 datatypes.
+
+Every surface derives its checks from a :class:`Signature`: the V1/V2 metadata
+endpoints print it, the codecs coerce request values with the :class:`InputPlan`
+built from it once at load time, and the web form and OpenAPI schema are made from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelport.errors import InvalidInput
+
+__all__ = [
+    "DATATYPES",
+    "Batch",
+    "InputPlan",
+    "Signature",
+    "TensorSpec",
+    "batch_rows",
+    "datatype_of",
+]
+
+Batch = dict[str, np.ndarray]
+"""Columnar data: input or output name -> array whose axis 0 is the row."""
+
+DATATYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+
+_BY_DTYPE = {v: k for k, v in DATATYPES.items() if k != "BYTES"}
+
+
+def datatype_of(dtype: np.dtype[Any]) -> str:
+    """The V2 datatype name for a numpy dtype; text and objects are BYTES."""
+    dtype = np.dtype(dtype)
+    if dtype in _BY_DTYPE:
+        return _BY_DTYPE[dtype]
+    if dtype.kind in "OUSTV":
+        return "BYTES"
+    raise ValueError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named tensor. ``shape`` uses -1 for a free dimension; axis 0 is the row.
+
+    ``labels`` names the entries of the last axis when they have names, such as the
+    classes of a probability output.
+    """
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...] = (-1,)
+    labels: tuple[Any, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.datatype not in DATATYPES:
+            raise ValueError(
+                f"tensor '{self.name}': datatype '{self.datatype}' is not one of {', '.join(DATATYPES)}"
+            )
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return DATATYPES[self.datatype]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+        if self.labels is not None:
+            out["parameters"] = {"labels": list(self.labels)}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
+        try:
+            name = str(data["name"])
+            datatype = str(data.get("datatype", data.get("type", "FP64"))).upper()
+        except KeyError as exc:
+            raise ValueError(f"tensor spec {dict(data)!r} needs a 'name'") from exc
+        shape = tuple(int(d) for d in data.get("shape", (-1,)))
+        labels = data.get("labels") or (data.get("parameters") or {}).get("labels")
+        return cls(name, datatype, shape, tuple(labels) if labels is not None else None)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The inputs a model takes and the outputs it returns, in order."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    _by_name: dict[str, TensorSpec] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        for kind, specs in (("input", self.inputs), ("output", self.outputs)):
+            names = [s.name for s in specs]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} names in signature: {', '.join(dupes)}")
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self.outputs]
+
+    def input(self, name: str) -> TensorSpec:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def output(self, name: str) -> TensorSpec:
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def select_outputs(self, names: Iterable[str]) -> Signature:
+        wanted = list(names)
+        return Signature(self.inputs, tuple(self.output(n) for n in wanted))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Signature:
+        return cls(
+            tuple(TensorSpec.from_dict(d) for d in data.get("inputs", ())),
+            tuple(TensorSpec.from_dict(d) for d in data.get("outputs", ())),
+        )
+
+
+def batch_rows(batch: Mapping[str, np.ndarray]) -> int:
+    """Rows in a Batch (0 for an empty one); assumes it was validated."""
+    for arr in batch.values():
+        return int(arr.shape[0]) if arr.ndim else 1
+    return 0
+
+
+class InputPlan:
+    """Coerces request values to a model's inputs; built once per model.
+
+    The checks are the ones a client can act on: a missing or unknown input, a value
+    of the wrong kind (text where numbers are required), a shape that does not fit
+    the signature, ragged rows, or inputs with different row counts.
+    """
+
+    def __init__(self, model: str, signature: Signature) -> None:
+        self.model = model
+        self.signature = signature
+        self.specs = {s.name: s for s in signature.inputs}
+        self.names = tuple(self.specs)
+        self._expected = ", ".join(self.names)
+
+    def _fail(self, message: str) -> InvalidInput:
+        return InvalidInput(f"model '{self.model}': {message}")
+
+    def coerce(self, name: str, value: Any, datatype: str | None = None) -> np.ndarray:
+        """One input's values (nested lists or an array) as an array of the signature's dtype."""
+        spec = self.specs.get(name)
+        if spec is None:
+            raise self._fail(f"unknown input '{name}'; the model's inputs are: {self._expected}")
+        if datatype is not None and datatype != spec.datatype:
+            if datatype not in DATATYPES:
+                raise self._fail(
+                    f"input '{name}' has datatype '{datatype}', which is not one of {', '.join(DATATYPES)}"
+                )
+            if (datatype == "BYTES") != (spec.datatype == "BYTES"):
+                raise self._fail(f"input '{name}' must have datatype {spec.datatype}, got {datatype}")
+        arr = self._to_array(spec, value)
+        return self._fit_shape(spec, arr)
+
+    def _to_array(self, spec: TensorSpec, value: Any) -> np.ndarray:
+        name = spec.name
+        if spec.datatype == "BYTES":
+            return self._to_text(spec, value)
+        try:
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        except ValueError as exc:
+            raise self._fail(f"input '{name}' has ragged rows (not every row has the same length): {exc}") from None
+        kind = arr.dtype.kind
+        target = spec.dtype
+        if kind in "USO":
+            if kind == "O":
+                # None stands for a missing value; it becomes NaN where the dtype has one.
+                try:
+                    converted = arr.astype(np.float64) if target.kind == "f" else None
+                except (TypeError, ValueError):
+                    converted = None
+                if converted is not None:
+                    return converted.astype(target, copy=False)
+            example = _first_non_number(arr)
+            raise self._fail(
+                f"input '{name}' must be {spec.datatype} numbers, got {type(example).__name__} value {example!r}"
+            )
+        if arr.dtype == target:
+            return arr
+        if target.kind in "iu" and kind == "f":
+            if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                raise self._fail(f"input '{name}' must be {spec.datatype} integers, got non-integer values")
+        if target.kind in "iu" and kind in "iu":
+            info = np.iinfo(target)
+            if arr.size and (arr.min() < info.min or arr.max() > info.max):
+                raise self._fail(f"input '{name}' has values outside the {spec.datatype} range")
+        if target.kind == "b" and kind != "b":
+            if arr.size and not np.isin(arr, (0, 1)).all():
+                raise self._fail(f"input '{name}' must be BOOL (true/false or 0/1)")
+        return arr.astype(target)
+
+    def _to_text(self, spec: TensorSpec, value: Any) -> np.ndarray:
+        if isinstance(value, np.ndarray) and value.dtype.kind in "OUST":
+            arr = value.astype(object) if value.dtype.kind != "O" else value
+        else:
+            try:
+                arr = np.array(value, dtype=object)
+            except ValueError as exc:
+                raise self._fail(f"input '{spec.name}' has ragged rows: {exc}") from None
+        if arr.size:
+            flat = arr.reshape(-1)
+            for i, v in enumerate(flat):
+                if isinstance(v, bytes):
+                    flat[i] = v.decode("utf-8", errors="replace")
+                elif isinstance(v, list | dict):
+                    raise self._fail(f"input '{spec.name}' has ragged rows or nested values: {v!r}")
+        return arr
+
+    def _fit_shape(self, spec: TensorSpec, arr: np.ndarray) -> np.ndarray:
+        want = spec.shape
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.ndim == len(want) + 1 and arr.shape[-1] == 1:
+            arr = arr.reshape(arr.shape[:-1])
+        elif arr.ndim + 1 == len(want) and want[-1] == 1:
+            arr = arr.reshape((*arr.shape, 1))
+        elif arr.ndim == 1 and len(want) == 2 and want[1] > 0 and arr.shape[0] == want[1]:
+            # A single row sent without its batch dimension.
+            arr = arr.reshape(1, -1)
+        if arr.ndim != len(want) or any(w != -1 and w != g for w, g in zip(want, arr.shape, strict=True)):
+            raise self._fail(
+                f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(want)} (-1 = any size)"
+            )
+        return arr
+
+    def check(self, batch: Mapping[str, np.ndarray]) -> Batch:
+        """Whole-request checks: every input present, none unknown, equal row counts, not empty."""
+        missing = [n for n in self.names if n not in batch]
+        if missing:
+            raise self._fail(
+                f"missing input{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)}; "
+                f"the model's inputs are: {self._expected}"
+            )
+        extra = [n for n in batch if n not in self.specs]
+        if extra:
+            raise self._fail(
+                f"unknown input{'s' if len(extra) > 1 else ''} {', '.join(repr(e) for e in extra)}; "
+                f"the model's inputs are: {self._expected}"
+            )
+        rows = {n: int(a.shape[0]) for n, a in batch.items()}
+        if len(set(rows.values())) > 1:
+            detail = ", ".join(f"'{n}': {r}" for n, r in rows.items())
+            raise self._fail(f"inputs have different numbers of rows ({detail})")
+        if not rows or next(iter(rows.values())) == 0:
+            raise self._fail("the request has no rows (empty batch)")
+        return dict(batch)
+
+    def coerce_batch(self, values: Mapping[str, Any]) -> Batch:
+        """Coerce every value and run the whole-request checks."""
+        out = {}
+        for name, value in values.items():
+            out[name] = self.coerce(name, value)
+        return self.check(out)
+
+
+def _first_non_number(arr: np.ndarray) -> Any:
+    """The value to quote in the error: the first that is not a number, even as text."""
+    items = arr.reshape(-1).tolist()
+    for v in items:
+        if isinstance(v, str):
+            try:
+                float(v)
+            except ValueError:
+                return v
+        elif not isinstance(v, int | float) or isinstance(v, bool):
+            return v
+    return items[0] if items else None
+
+
+def specs_from_names(names: Sequence[str], datatype: str, shape: tuple[int, ...] = (-1,)) -> tuple[TensorSpec, ...]:
+    """Convenience for flavors: one spec per name, all alike."""
+    return tuple(TensorSpec(n, datatype, shape) for n in names)

@@ -1,0 +1,117 @@
+"""The frame that flows through a pipeline and the base class of every stage.
+
+A :class:`Frame` is columnar like a Batch, with Spark's column kinds:
+
+- numbers: 1-D ``float64``/``int64``/``bool`` arrays (NaN where Spark has NaN);
+- strings: 1-D ``object`` arrays of ``str`` or ``None`` (Spark's null);
+- string arrays (tokens): 1-D ``object`` arrays whose items are ``list[str]`` or ``None``;
+- vectors: 2-D ``float64`` arrays ``(rows, size)`` when dense, ``scipy.sparse.csr_matrix``
+  ``(rows, size)`` where Spark keeps them sparse.
+
+A stage whose ``handleInvalid`` is ``skip`` drops rows with :meth:`Frame.filter`;
+``Frame.index`` remembers which request rows are still there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from modelport.sparkml.reader import StageMeta
+
+__all__ = ["STAGES", "Column", "Frame", "Stage", "register"]
+
+Column = Any  # np.ndarray | sp.csr_matrix
+
+
+class Frame:
+    """Columns of equal length plus the original row positions still present."""
+
+    def __init__(self, columns: dict[str, Column], n: int, index: np.ndarray | None = None) -> None:
+        self.columns = columns
+        self.n = n
+        self.index = np.arange(n) if index is None else index
+
+    def __getitem__(self, name: str) -> Column:
+        return self.columns[name]
+
+    def __setitem__(self, name: str, value: Column) -> None:
+        self.columns[name] = value
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.columns
+
+    def filter(self, keep: np.ndarray) -> None:
+        """Drop the rows where ``keep`` is False (Spark's ``handleInvalid = "skip"``)."""
+        if keep.all():
+            return
+        for name, col in self.columns.items():
+            self.columns[name] = col[keep] if not sp.issparse(col) else col[np.flatnonzero(keep)]
+        self.index = self.index[keep]
+        self.n = int(keep.sum())
+
+
+class Stage:
+    """One saved Spark ML stage, loaded once and applied to many frames.
+
+    Subclasses set ``spark_classes`` (fully qualified class names they implement),
+    read their params from ``meta`` and their data with ``reader.read_data`` in
+    ``__init__``, and implement ``transform``. ``inputs``/``outputs`` name the
+    columns they read and write, so the pipeline can work out its signature.
+    """
+
+    spark_classes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, meta: StageMeta) -> None:
+        self.meta = meta
+
+    @property
+    def inputs(self) -> list[str]:
+        cols = self.meta.get("inputCols")
+        if cols:
+            return list(cols)
+        col = self.meta.get("inputCol") or self.meta.get("featuresCol")
+        return [col] if col else []
+
+    @property
+    def outputs(self) -> list[str]:
+        cols = self.meta.get("outputCols")
+        if cols:
+            return list(cols)
+        col = self.meta.get("outputCol")
+        return [col] if col else []
+
+    def input_datatype(self, column: str) -> str:
+        """The V2 datatype a request should send for ``column`` when it is a pipeline source."""
+        return "FP64"
+
+    def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        """V2 datatype and shape of an output column (``(-1, size)`` for vectors)."""
+        return "FP64", (-1,)
+
+    def transform(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.meta.short_class}({', '.join(self.inputs)} -> {', '.join(self.outputs)})"
+
+
+STAGES: dict[str, type[Stage]] = {}
+
+
+def register(cls: type[Stage]) -> type[Stage]:
+    """Class decorator: make a stage implementation known under its Spark class names."""
+    for name in cls.spark_classes:
+        STAGES[name] = cls
+    return cls
+
+
+def param_or(meta: StageMeta, name: str, default: Any) -> Any:
+    value = meta.get(name)
+    return default if value is None else value
+
+
+Transform = Callable[[Frame], None]

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelport.errors import InvalidInput
+from modelport.signature import InputPlan, Signature, TensorSpec, datatype_of
+
+SIG = Signature(
+    (TensorSpec("x", "FP64", (-1, 3)), TensorSpec("city", "BYTES", (-1,)), TensorSpec("n", "INT64", (-1,))),
+    (TensorSpec("y", "FP64", (-1,)),),
+)
+PLAN = InputPlan("m", SIG)
+
+
+def test_datatype_names_round_trip() -> None:
+    assert datatype_of(np.dtype("float32")) == "FP32"
+    assert datatype_of(np.dtype("int64")) == "INT64"
+    assert datatype_of(np.dtype("<U5")) == "BYTES"
+    assert datatype_of(np.dtype(object)) == "BYTES"
+
+
+def test_unknown_datatype_is_rejected() -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        TensorSpec("x", "FLOAT", (-1,))
+
+
+def test_signature_dict_round_trip() -> None:
+    spec = TensorSpec("p", "FP64", (-1, 2), labels=("a", "b"))
+    sig = Signature((spec,), (spec,))
+    assert Signature.from_dict(sig.to_dict()) == sig
+    assert sig.to_dict()["outputs"][0]["parameters"] == {"labels": ["a", "b"]}
+
+
+def test_coerce_numbers_and_single_row() -> None:
+    assert PLAN.coerce("x", [[1, 2, 3]]).dtype == np.float64
+    assert PLAN.coerce("x", [1, 2, 3]).shape == (1, 3)
+    assert PLAN.coerce("x", [[1, None, 3]])[0, 1] != PLAN.coerce("x", [[1, None, 3]])[0, 1]  # NaN
+
+
+def test_text_where_numbers_are_required() -> None:
+    with pytest.raises(InvalidInput, match="input 'x' must be FP64 numbers, got str value 'a'"):
+        PLAN.coerce("x", [[1, "a", 3]])
+
+
+def test_ragged_rows() -> None:
+    with pytest.raises(InvalidInput, match="ragged"):
+        PLAN.coerce("x", [[1, 2, 3], [1, 2]])
+
+
+def test_wrong_shape_names_input_and_shapes() -> None:
+    with pytest.raises(InvalidInput, match=r"input 'x' has shape \[2, 2\], expected \[-1, 3\]"):
+        PLAN.coerce("x", [[1, 2], [3, 4]])
+
+
+def test_integer_input_rejects_fractions() -> None:
+    with pytest.raises(InvalidInput, match="INT64 integers"):
+        PLAN.coerce("n", [1.5])
+    assert PLAN.coerce("n", [2.0]).tolist() == [2]
+
+
+def test_text_input_keeps_strings_and_decodes_bytes() -> None:
+    arr = PLAN.coerce("city", ["Oslo", b"Rome"])
+    assert arr.dtype == object and arr.tolist() == ["Oslo", "Rome"]
+
+
+def test_declared_datatype_mismatch() -> None:
+    with pytest.raises(InvalidInput, match="input 'city' must have datatype BYTES, got FP32"):
+        PLAN.coerce("city", [1.0], datatype="FP32")
+
+
+def test_batch_checks() -> None:
+    good = {"x": np.zeros((2, 3)), "city": np.array(["a", "b"], dtype=object), "n": np.array([1, 2])}
+    assert PLAN.check(good) == good
+    with pytest.raises(InvalidInput, match="missing input 'n'"):
+        PLAN.check({k: v for k, v in good.items() if k != "n"})
+    with pytest.raises(InvalidInput, match="unknown input 'z'"):
+        PLAN.check({**good, "z": np.zeros(2)})
+    with pytest.raises(InvalidInput, match="different numbers of rows"):
+        PLAN.check({**good, "n": np.array([1])})
+    with pytest.raises(InvalidInput, match="no rows"):
+        PLAN.check({k: v[:0] for k, v in good.items()})

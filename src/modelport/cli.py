@@ -1,0 +1,140 @@
+"""The ``modelport`` command line: serve, predict, inspect, score, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from modelport.errors import ModelportError
+
+EPILOG = """\b
+Examples:
+  modelport serve examples/models                 # every model in a repository
+  modelport serve model.onnx --port 9000          # one artifact
+  modelport inspect examples/models/wine          # signature, flavor, files
+  modelport predict examples/models/wine --input '{"input": [[13.2, 1.8, 2.1, 15, 100, 2.4, 2.6, 0.3, 1.6, 4.7, 1.0, 3.2, 1050]]}'
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="modelport")
+def main() -> None:
+    """Serve scikit-learn, XGBoost, LightGBM, ONNX, MLflow and Spark ML models (KServe V1/V2)."""
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@main.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def inspect(path: str, as_json: bool) -> None:
+    """Show a model's signature, flavor, runtime and files (like saved_model_cli show)."""
+    from modelport.loading import describe, load_model, spec_summary
+
+    try:
+        model = load_model(path)
+    except ModelportError as exc:
+        _fail(exc)
+    info = describe(model)
+    local = Path(path)
+    files = []
+    if local.exists():
+        items = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+        files = [{"path": str(p), "bytes": p.stat().st_size} for p in items]
+    info["files"] = files
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=_jsonable))
+        return
+    click.echo(f"model:   {model.name} (version {model.version})")
+    click.echo(f"flavor:  {model.flavor}")
+    click.echo(f"source:  {model.source}")
+    click.echo("inputs:")
+    for spec in model.signature.inputs:
+        click.echo(f"  {spec_summary(spec)}")
+    click.echo("outputs:")
+    runtime = model.info.get("runtime", {})
+    for spec in model.signature.outputs:
+        extra = f"  runtime={runtime[spec.name]}" if spec.name in runtime else ""
+        labels = f"  labels={list(spec.labels)}" if spec.labels is not None else ""
+        click.echo(f"  {spec_summary(spec)}{extra}{labels}")
+    for key, value in model.info.items():
+        if key == "runtime":
+            continue
+        if isinstance(value, list):
+            click.echo(f"{key}:")
+            for item in value:
+                click.echo(f"  {item}")
+        else:
+            click.echo(f"{key}: {value}")
+    if files:
+        click.echo("files:")
+        for f in files:
+            click.echo(f"  {f['path']}  {f['bytes']:,} bytes")
+
+
+@main.command()
+@click.argument("path")
+@click.option("--input", "input_", required=True, help="JSON: {input: values} or a V1/V2 request body, or @FILE.")
+@click.option("--output", "outputs", multiple=True, help="Only these outputs (repeatable).")
+def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
+    """Predict once in-process and print the outputs as JSON."""
+    from modelport.loading import load_model
+
+    text = Path(input_[1:]).read_text() if input_.startswith("@") else input_
+    if not input_.startswith("@") and not input_.lstrip().startswith(("{", "[")) and Path(input_).is_file():
+        text = Path(input_).read_text()
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        _fail(ValueError(f"--input is not JSON: {exc}"))
+    try:
+        model = load_model(path)
+        batch = _payload_to_inputs(model, payload)
+        result = model.predict(batch, list(outputs) or None)
+    except ModelportError as exc:
+        _fail(exc)
+    click.echo(json.dumps({k: _jsonable(v) for k, v in result.items()}))
+
+
+def _payload_to_inputs(model: Any, payload: Any) -> dict[str, Any]:
+    """Accept {name: values}, a V2 body (inputs list), or a V1 body (instances / inputs)."""
+    names = model.signature.input_names
+    if isinstance(payload, dict) and isinstance(payload.get("inputs"), list) and payload["inputs"] and all(
+        isinstance(t, dict) and "name" in t for t in payload["inputs"]
+    ):
+        out = {}
+        for t in payload["inputs"]:
+            arr = np.asarray(t.get("data"), dtype=object if t.get("datatype") == "BYTES" else None)
+            out[t["name"]] = arr.reshape(t["shape"]) if "shape" in t else arr
+        return out
+    if isinstance(payload, dict) and "instances" in payload:
+        rows = payload["instances"]
+        if rows and isinstance(rows[0], dict):
+            return {n: [r.get(n) for r in rows] for n in names}
+        return {names[0]: rows} if len(names) == 1 else {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    if isinstance(payload, dict) and "inputs" in payload:
+        value = payload["inputs"]
+        return value if isinstance(value, dict) else {names[0]: value}
+    if isinstance(payload, dict):
+        return payload
+    return {names[0]: payload}
+
+
+if __name__ == "__main__":
+    main()

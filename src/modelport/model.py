@@ -89,7 +89,9 @@ class Model:
         except ModelportError:
             raise
         except Exception as exc:  # the model's own failure: a 500 that names it
-            raise ModelFailed(f"model '{self.name}' version {self.version} failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelFailed(
+                f"model '{self.name}' version {self.version} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         return {name: np.asarray(result[name]) for name in wanted}
 
     def _check_outputs(self, outputs: Sequence[str]) -> tuple[str, ...]:

@@ -27,7 +27,9 @@ def build_repository(root: Path) -> Path:
 
     X, y = load_wine(return_X_y=True)
     (root / "wine").mkdir(parents=True)
-    joblib.dump(make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y), root / "wine" / "model.joblib")
+    joblib.dump(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y), root / "wine" / "model.joblib"
+    )
 
     Xb, yb = load_breast_cancer(return_X_y=True)
     (root / "breast_cancer").mkdir()
@@ -45,9 +47,13 @@ def build_repository(root: Path) -> Path:
 
     frame = pd.DataFrame(X[:, :2], columns=["alcohol", "malic_acid"])
     frame["region"] = np.array(["north", "south", "east"])[y]
-    pre = ColumnTransformer([("num", StandardScaler(), ["alcohol", "malic_acid"]), ("cat", OneHotEncoder(), ["region"])])
+    pre = ColumnTransformer(
+        [("num", StandardScaler(), ["alcohol", "malic_acid"]), ("cat", OneHotEncoder(), ["region"])]
+    )
     (root / "wine_frame").mkdir()
-    joblib.dump(make_pipeline(pre, LogisticRegression(max_iter=1000)).fit(frame, y), root / "wine_frame" / "model.joblib")
+    joblib.dump(
+        make_pipeline(pre, LogisticRegression(max_iter=1000)).fit(frame, y), root / "wine_frame" / "model.joblib"
+    )
 
     (root / "exploding").mkdir()
     joblib.dump(ExplodingModel(), root / "exploding" / "model.joblib")

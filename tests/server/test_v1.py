@@ -41,13 +41,18 @@ async def test_row_format_single_output(client: httpx.AsyncClient, repo_dir: Pat
     assert r.status_code == 200
     np.testing.assert_allclose(r.json()["predictions"], est.predict(x))
     # several outputs: a list of objects keyed by output name (TF Serving row format)
-    r = await client.post("/v1/models/wine:predict", json={"signature_name": "serving_default", "instances": X.tolist()})
+    r = await client.post(
+        "/v1/models/wine:predict", json={"signature_name": "serving_default", "instances": X.tolist()}
+    )
     preds = r.json()["predictions"]
     assert len(preds) == 3 and set(preds[0]) == {"predict", "predict_proba"} and len(preds[0]["predict_proba"]) == 3
 
 
 async def test_named_instances_and_columnar(client: httpx.AsyncClient) -> None:
-    rows = [{"alcohol": 13.2, "malic_acid": 1.8, "region": "north"}, {"alcohol": 12.0, "malic_acid": 3.0, "region": "east"}]
+    rows = [
+        {"alcohol": 13.2, "malic_acid": 1.8, "region": "north"},
+        {"alcohol": 12.0, "malic_acid": 3.0, "region": "east"},
+    ]
     r = await client.post("/v1/models/wine_frame:predict", json={"instances": rows})
     assert r.status_code == 200, r.text
     by_rows = r.json()["predictions"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,7 @@ from modelport.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from modelport.observe import Observer, RequestRecord
 from modelport.repository import Repository
 from modelport.server import ui, v1, v2
 from modelport.server.http import Request, Response, dumps, error_response, json_response
@@ -55,7 +58,7 @@ class ServerOptions:
     auth_token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     cors_origins: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    observers: list[Observer] = field(default_factory=list)
 
 
 class ModelportApp:
@@ -69,6 +72,7 @@ class ModelportApp:
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
         self._any_origin = b"*" in self._origins
         self._openapi: bytes | None = None
+        self._observers = list(self.options.observers)
 
     # -- ASGI ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,11 +93,14 @@ class ModelportApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         headers = dict(scope["headers"])
         method: str = scope["method"]
         path: str = scope["path"]
         origin = headers.get(b"origin")
         cors = self._cors_headers(origin) if origin is not None and self._origins else []
+        request: Request | None = None
+        error: str | None = None
         try:
             if method == "OPTIONS" and origin is not None and b"access-control-request-method" in headers:
                 response = self._preflight(origin, headers)
@@ -104,10 +111,49 @@ class ModelportApp:
                 response = await self._dispatch(request)
         except ModelportError as exc:
             response = error_response(exc)
+            error = exc.message
         except Exception as exc:  # never let one request take the server down
             log.exception("unhandled error on %s %s", method, path)
-            response = json_response({"error": f"internal server error: {type(exc).__name__}: {exc}"}, 500)
-        await self._send(send, response, cors, headers.get(b"x-request-id"))
+            error = f"internal server error: {type(exc).__name__}: {exc}"
+            response = json_response({"error": error}, 500)
+        request_id = headers.get(b"x-request-id")
+        if request_id is None and self._observers:
+            request_id = uuid.uuid4().hex.encode()
+        await self._send(send, response, cors, request_id)
+        if self._observers:
+            self._notify(request, method, path, response.status, started, request_id, error)
+
+    def _notify(
+        self,
+        request: Request | None,
+        method: str,
+        path: str,
+        status: int,
+        started: float,
+        request_id: bytes | None,
+        error: str | None,
+    ) -> None:
+        duration = time.perf_counter() - started
+        model = request.model if request is not None else None
+        record = RequestRecord(
+            request_id=(request_id or b"").decode("latin-1"),
+            method=method,
+            path=path,
+            protocol=request.protocol if request is not None else "other",
+            model=model.name if model is not None else None,
+            version=model.version if model is not None else None,
+            status=status,
+            started=time.time() - duration,
+            duration=duration,
+            inputs=request.inputs if request is not None else None,
+            outputs=request.outputs if request is not None else None,
+            error=error,
+        )
+        for observer in self._observers:
+            try:
+                observer.observe(record)
+            except Exception:  # an observer's bug must not fail requests
+                log.exception("observer %r failed", observer)
 
     async def _send(
         self, send: Send, response: Response, cors: list[tuple[bytes, bytes]], request_id: bytes | None

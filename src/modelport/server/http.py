@@ -26,7 +26,11 @@ class Request:
     query: bytes
     headers: dict[bytes, bytes]
     body: bytes = b""
-    params: dict[str, str] = field(default_factory=dict)
+    # Filled in by the handlers so observers (metrics, logs, payload log) can see them.
+    protocol: str = "other"
+    model: Any = None
+    inputs: Any = None
+    outputs: Any = None
 
     def header(self, name: bytes) -> bytes | None:
         return self.headers.get(name)

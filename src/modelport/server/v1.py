@@ -173,9 +173,11 @@ def encode_predictions(result: Batch, row_format: bool) -> dict[str, Any]:
 
 
 async def predict(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
-    model = plane.model(name, version)
+    request.protocol = "v1"
+    model = request.model = plane.model(name, version)
     batch, row_format = decode_predict(model, request.json())
-    result = await plane.infer(model, batch)
+    request.inputs = batch
+    result = request.outputs = await plane.infer(model, batch)
     return Response(
         200,
         dumps(encode_predictions(result, row_format)),

@@ -102,10 +102,12 @@ def encode_outputs(model: Model, result: Batch) -> list[dict[str, Any]]:
 
 
 async def infer(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
-    model = plane.model(name, version)
+    request.protocol = "v2"
+    model = request.model = plane.model(name, version)
     body = request.json()
     batch, outputs = decode_infer(model, body)
-    result = await plane.infer(model, batch, outputs)
+    request.inputs = batch
+    result = request.outputs = await plane.infer(model, batch, outputs)
     response: dict[str, Any] = {
         "model_name": model.name,
         "model_version": str(model.version),

@@ -131,6 +131,9 @@ def serve(
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     no_compile: bool,
+    batching: str,
+    max_batch_size: int,
+    max_latency_ms: float,
     grace_seconds: float,
     log_level: str,
 ) -> None:
@@ -160,6 +163,9 @@ def serve(
         compile=False if no_compile else None,
         log_level=log_level,
         grace_seconds=grace_seconds,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
     )
     try:
         run_server(config)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelport.dataplane import DataPlane
+from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import (
     Forbidden,
     MethodNotAllowed,
@@ -59,6 +59,7 @@ class ServerOptions:
     max_body: int = DEFAULT_MAX_BODY
     cors_origins: tuple[str, ...] = ()
     observers: list[Observer] = field(default_factory=list)
+    batching: BatchingPolicy | None = None
 
 
 class ModelportApp:
@@ -66,8 +67,8 @@ class ModelportApp:
 
     def __init__(self, repository: Repository, options: ServerOptions | None = None) -> None:
         self.repository = repository
-        self.plane = DataPlane(repository)
         self.options = options or ServerOptions()
+        self.plane = DataPlane(repository, self.options.batching)
         self._token = self.options.auth_token.encode() if self.options.auth_token else None
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
         self._any_origin = b"*" in self._origins

@@ -187,6 +187,17 @@ def _parse_specs(where: str, raw: Any) -> tuple[str, list[TensorSpec]] | None:
     return "columns", specs
 
 
+def _fit_shape(spec: TensorSpec, native: TensorSpec) -> TensorSpec | None:
+    """``spec`` if its shape fits the native input's, the native shape for (-1,) vs (-1, 1), else None."""
+    if len(spec.shape) == len(native.shape):
+        if all(a == b or -1 in (a, b) for a, b in zip(spec.shape, native.shape, strict=True)):
+            return spec
+        return None
+    if spec.shape == (-1,) and native.shape in ((-1, 1), (-1, -1)):
+        return TensorSpec(spec.name, spec.datatype, (-1, 1))
+    return None
+
+
 class MlflowPredictor:
     """The native predictor, seen through the MLmodel's input signature."""
 
@@ -219,21 +230,21 @@ class MlflowPredictor:
         names = [s.name for s in specs]
         own_names = own.input_names
         if set(names) == set(own_names):
-            # Same tensors by name: MLflow's datatypes, the native model does the rest.
-            return tuple(specs)
-        if kind == "columns" and len(own.inputs) == 1 and len(own.inputs[0].shape) == 2:
+            # Same tensors by name: MLflow's datatypes; a column (-1,) fed to a graph's (-1, 1) keeps the graph's shape.
+            fitted = [_fit_shape(spec, own.input(spec.name)) for spec in specs]
+            if all(f is not None for f in fitted):
+                return tuple(f for f in fitted if f is not None)
+        elif kind == "columns" and len(own.inputs) == 1 and len(own.inputs[0].shape) == 2:
             width = own.inputs[0].shape[1]
             if width in (-1, len(specs)):
                 self._stack = (own.inputs[0].name, names, own.inputs[0].dtype)
                 return tuple(specs)
-        if kind == "tensors" and len(specs) == 1 and len(own.inputs) == 1:
-            spec, native = specs[0], own.inputs[0]
-            if len(spec.shape) == len(native.shape) and all(
-                a == b or -1 in (a, b) for a, b in zip(spec.shape, native.shape, strict=True)
-            ):
-                if spec.name != native.name:
-                    self._rename = {spec.name: native.name}
-                return (spec,)
+        elif kind == "tensors" and len(specs) == 1 and len(own.inputs) == 1:
+            single = _fit_shape(specs[0], own.inputs[0])
+            if single is not None:
+                if single.name != own.inputs[0].name:
+                    self._rename = {single.name: own.inputs[0].name}
+                return (single,)
         theirs = ", ".join(f"{s.name} {s.datatype}{list(s.shape)}" for s in specs)
         ours = ", ".join(f"{s.name} {s.datatype}{list(s.shape)}" for s in own.inputs)
         raise ModelLoadError(

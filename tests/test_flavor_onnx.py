@@ -154,3 +154,29 @@ def test_empty_onnx_file(tmp_path: Path) -> None:
     (tmp_path / "empty.onnx").write_bytes(b"")
     with pytest.raises(ModelLoadError, match=r"empty\.onnx: not a (readable|loadable) ONNX model"):
         modelport.load_model(tmp_path / "empty.onnx")
+
+
+def test_thread_setting(tmp_path: Path, cancer: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    X, _, est = cancer
+    path = _save(tmp_path, est, X)
+    assert modelport.load_model(path).info["intra_op_threads"] == 1
+    monkeypatch.setenv("MODELPORT_ONNX_THREADS", "2")
+    assert modelport.load_model(path).info["intra_op_threads"] == 2
+    monkeypatch.setenv("MODELPORT_ONNX_THREADS", "many")
+    with pytest.raises(ModelLoadError, match=r"model\.onnx: MODELPORT_ONNX_THREADS='many' is not a whole number"):
+        modelport.load_model(path)
+
+
+def test_unsupported_output_type_is_refused(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])
+    seq = helper.make_tensor_sequence_value_info("seq", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("SequenceConstruct", ["x"], ["seq"])], "g", [x], [seq])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    (tmp_path / "seq.onnx").write_bytes(proto.SerializeToString())
+    with pytest.raises(
+        ModelLoadError, match=r"output 'seq' has ONNX type seq\(tensor\(float\)\), which modelport does not serve"
+    ):
+        modelport.load_model(tmp_path / "seq.onnx")

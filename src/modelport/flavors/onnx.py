@@ -56,11 +56,18 @@ def _shape(dims: list[Any]) -> tuple[int, ...]:
     return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in dims)
 
 
-def _session_options(ort: Any) -> Any:
-    """One intra-op thread: small models answer fastest without thread hand-offs, and
-    concurrent requests already run side by side (see benchmarks/onnx_threads.py)."""
+def _session_options(ort: Any, source: str) -> Any:
+    """One intra-op thread by default: on 2 shared cores it was as fast as two or faster for
+    1-1000 rows (benchmarks/onnx_threads.py), and concurrent requests use the other core.
+    ``MODELPORT_ONNX_THREADS`` overrides it (0 = all cores)."""
     opts = ort.SessionOptions()
-    threads = int(os.environ.get(THREADS_ENV, "1") or 1)
+    value = os.environ.get(THREADS_ENV, "1") or "1"
+    try:
+        threads = int(value)
+    except ValueError:
+        raise ModelLoadError(
+            f"{source}: {THREADS_ENV}={value!r} is not a whole number of threads (0 = all cores)"
+        ) from None
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -128,7 +135,9 @@ class OnnxPredictor:
         except Exception as exc:  # onnx's parser: a DecodeError or friends on a corrupt file
             raise ModelLoadError(f"{source}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
         try:
-            self.session = ort.InferenceSession(served, _session_options(ort), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                served, _session_options(ort, source), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own pybind classes (InvalidProtobuf, Fail, ...)
             raise ModelLoadError(f"{source}: not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
 
@@ -165,6 +174,7 @@ class OnnxPredictor:
             "producer": meta.producer_name,
             "opset_domain": meta.domain,
             "providers": self.session.get_providers(),
+            "intra_op_threads": self.session.get_session_options().intra_op_num_threads,
             "zipmap": "removed at load" if cut else ("converted per request" if zipmaps else "none"),
             "runtime": {o.name: "onnxruntime" for o in outputs},
         }

@@ -180,3 +180,23 @@ def test_unsupported_output_type_is_refused(tmp_path: Path) -> None:
         ModelLoadError, match=r"output 'seq' has ONNX type seq\(tensor\(float\)\), which modelport does not serve"
     ):
         modelport.load_model(tmp_path / "seq.onnx")
+
+
+def test_external_weights_are_found_beside_the_model(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.arange(12, dtype=np.float32).reshape(4, 3)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], [numpy_helper.from_array(weights, "w")]
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.save_model(proto, tmp_path / "net.onnx", save_as_external_data=True, location="net.weights", size_threshold=0)
+    assert (tmp_path / "net.weights").is_file()
+    model = modelport.load_model(tmp_path / "net.onnx")
+    assert [(s.name, s.datatype, s.shape) for s in model.signature.inputs] == [("x", "FP32", (-1, 4))]
+    rows = np.ones((2, 4))
+    np.testing.assert_allclose(model.predict({"x": rows})["y"], rows @ weights)

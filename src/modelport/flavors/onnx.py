@@ -118,26 +118,34 @@ def load(path: Path, config: ModelConfig) -> OnnxPredictor:
         if len(onnx_files) != 1:
             raise ModelLoadError(f"{path}: expected exactly one .onnx file in the directory, found {len(onnx_files)}")
         path = onnx_files[0]
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ModelLoadError(f"{path}: cannot read ONNX file: {exc}") from None
-    return OnnxPredictor(raw, config, str(path))
+    return OnnxPredictor(path, config)
+
+
+# Graphs that end in a ZipMap come from skl2onnx and are small; bigger files (a network,
+# maybe with external weights beside it) are handed to onnxruntime by path, untouched.
+_CUT_LIMIT = 64 * 1024 * 1024
 
 
 class OnnxPredictor:
-    def __init__(self, raw: bytes, config: ModelConfig, source: str) -> None:
+    def __init__(self, path: Path, config: ModelConfig) -> None:
         import onnxruntime as ort
 
-        self.source = source
+        self.source = source = str(path)
+        model: str | bytes = source
+        cut: dict[str, tuple[str, tuple[Any, ...]]] = {}
         try:
-            served, cut = _cut_zipmaps(raw)
+            if path.stat().st_size <= _CUT_LIMIT:
+                raw = path.read_bytes()
+                served, cut = _cut_zipmaps(raw)
+                if cut:
+                    model = served
+        except OSError as exc:
+            raise ModelLoadError(f"{source}: cannot read ONNX file: {exc}") from None
         except Exception as exc:  # onnx's parser: a DecodeError or friends on a corrupt file
             raise ModelLoadError(f"{source}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+        options = _session_options(ort, source)
         try:
-            self.session = ort.InferenceSession(
-                served, _session_options(ort, source), providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own pybind classes (InvalidProtobuf, Fail, ...)
             raise ModelLoadError(f"{source}: not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
 
@@ -151,21 +159,21 @@ class OnnxPredictor:
 
         outputs: list[TensorSpec] = []
         self._fetch: list[str] = []  # graph tensor names to run
-        self._post: list[tuple[str, str, Any]] = []  # (served name, graph name, converter)
+        self._post: list[tuple[str, Any]] = []  # (served name, converter or None)
         renamed = {source_name: (name, labels) for name, (source_name, labels) in cut.items()}
         for node in self.session.get_outputs():
             if node.name in renamed:
                 name, labels = renamed[node.name]
                 outputs.append(TensorSpec(name, "FP64", (-1, len(labels)), labels))
-                self._post.append((name, node.name, _as_fp64))
+                self._post.append((name, _as_fp64))
             elif node.type.startswith("seq(map("):
                 labels = self._probe_labels(node.name)
                 outputs.append(TensorSpec(node.name, "FP64", (-1, len(labels)), labels))
-                self._post.append((node.name, node.name, _zipmap_converter(labels)))
+                self._post.append((node.name, _zipmap_converter(labels)))
             else:
                 datatype = _datatype(f"{source}: output '{node.name}'", node.type)
                 outputs.append(TensorSpec(node.name, datatype, _shape(node.shape)))
-                self._post.append((node.name, node.name, None))
+                self._post.append((node.name, None))
             self._fetch.append(node.name)
         self.signature = Signature(tuple(inputs), tuple(outputs))
         zipmaps = any(n.type.startswith("seq(map(") for n in self.session.get_outputs())
@@ -200,7 +208,7 @@ class OnnxPredictor:
         feeds = {name: batch[name].astype(dtype, copy=False) for name, dtype in self._feeds}
         values = self.session.run(self._fetch, feeds)
         out: Batch = {}
-        for (name, _, convert), value in zip(self._post, values, strict=True):
+        for (name, convert), value in zip(self._post, values, strict=True):
             out[name] = value if convert is None else convert(value)
         return out
 

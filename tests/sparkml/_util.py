@@ -86,14 +86,15 @@ def assert_parity(
     columns: list[str],
     atol: float = 1e-9,
     extra: dict[str, np.ndarray] | None = None,
+    exact: tuple[str, ...] = ("prediction",),
 ) -> Frame:
-    """Spark's transform and the stage agree: ``prediction`` exactly, vectors within ``atol``."""
+    """Spark's transform and the stage agree: ``exact`` columns (class labels) equal, the rest within ``atol``."""
     expected = collect(spark_model.transform(spark_df), columns)
     frame = run_stage(stage, x, extra)
     for c in columns:
         got = np.asarray(frame[c])
         assert got.shape == expected[c].shape, (c, got.shape, expected[c].shape)
-        if c == "prediction" or expected[c].dtype.kind in "iu":
+        if c in exact or expected[c].dtype.kind in "iu":
             np.testing.assert_array_equal(got, expected[c], err_msg=c)
         else:
             np.testing.assert_allclose(got, expected[c], rtol=0, atol=atol, err_msg=c)

@@ -170,3 +170,39 @@ def test_spark_model_without_sparkml_flavor(tmp_path: Path) -> None:
     (tmp_path / "MLmodel").write_text("flavors:\n  spark:\n    model_data: sparkml\n    pyspark_version: 4.0.0\n")
     with pytest.raises(ModelLoadError, match="holds an MLflow spark model, but this modelport build has no Spark ML"):
         modelport.load_model(tmp_path)
+
+
+def test_pickle_needing_a_missing_module(tmp_path: Path) -> None:
+    path = _copy("sklearn_tensor", tmp_path)
+    # A pickle that refers to a module nobody installed: protocol 2, GLOBAL opcode, then STOP.
+    (path / "model.pkl").write_bytes(b"\x80\x02cmodelport_no_such_module\nEstimator\nq\x00.")
+    with pytest.raises(
+        ModelLoadError,
+        match=r"model\.pkl: the pickled sklearn model needs the Python module 'modelport_no_such_module'",
+    ):
+        modelport.load_model(path)
+
+
+def test_code_logged_with_the_model_is_importable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+    import sys
+
+    path = _copy("sklearn_tensor", tmp_path)
+    code = path / "code"
+    code.mkdir()
+    (code / "mp_custom_scaler.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n\nclass Custom(LogisticRegression):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(code))
+    import mp_custom_scaler  # type: ignore[import-not-found]
+
+    X = np.asarray(_expected("sklearn_tensor")["inputs"]["input"])
+    est = mp_custom_scaler.Custom(max_iter=500).fit(X, [0, 1] * (len(X) // 2))
+    (path / "model.pkl").write_bytes(pickle.dumps(est))
+    monkeypatch.delitem(sys.modules, "mp_custom_scaler")
+    sys.path.remove(str(code))
+    mlmodel = path / "MLmodel"
+    mlmodel.write_text(mlmodel.read_text().replace("    code: null\n", "    code: code\n"))
+    model = modelport.load_model(path)
+    assert model.info["estimator"] == "mp_custom_scaler.Custom"
+    np.testing.assert_array_equal(model.predict({"input": X})["predict"], est.predict(X))

@@ -106,6 +106,13 @@ def _parse_size(value: str) -> int:
 )
 @click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    envvar="MODELPORT_GRPC_PORT",
+    help="Also serve Open Inference Protocol V2 over gRPC on this port (KServe uses 8081).",
+)
 @click.option("--no-compile", is_flag=True, help="Serve every model with its native runtime.")
 @click.option(
     "--batching",
@@ -152,6 +159,7 @@ def serve(
     cors_origins: tuple[str, ...],
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
+    grpc_port: int | None,
     no_compile: bool,
     batching: str,
     max_batch_size: int,
@@ -188,6 +196,7 @@ def serve(
         batching=batching,
         max_batch_size=max_batch_size,
         max_latency_ms=max_latency_ms,
+        grpc_port=grpc_port,
     )
     try:
         run_server(config)

@@ -38,8 +38,11 @@ def _builtins() -> None:
         return
     from modelport.compile import linear, pipeline, trees
 
-    for table, found in ((HEADS, linear.builtin_heads()), (HEADS, trees.builtin_heads()),
-                         (STEPS, pipeline.builtin_steps())):
+    for table, found in (
+        (HEADS, linear.builtin_heads()),
+        (HEADS, trees.builtin_heads()),
+        (STEPS, pipeline.builtin_steps()),
+    ):
         for cls, builder in found.items():
             table.setdefault(cls, builder)
     _loaded = True
@@ -148,8 +151,13 @@ def compile_predictor(predictor: Predictor, *, sample: Batch | None = None) -> P
     verdict = verify(predictor.predict, kernel, outputs, exact, batches, hostile)
     compiled = [o for o in outputs if o not in verdict.refused]
     for name, reason in verdict.refused.items():
-        log.info("%s: output '%s' stays on %s: the compiled kernel was refused: %s",
-                 where, name, native_runtime.get(name, "the native model"), reason)
+        log.info(
+            "%s: output '%s' stays on %s: the compiled kernel was refused: %s",
+            where,
+            name,
+            native_runtime.get(name, "the native model"),
+            reason,
+        )
     if not compiled:
         return _keep(predictor, where, "compiled kernel refused by the agreement check", log_it=False)
     runtime = {o: COMPILED if o in compiled else native_runtime.get(o, "native") for o in outputs}

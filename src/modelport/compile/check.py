@@ -104,8 +104,9 @@ def _hints_after_impute(est: Any, hints: list[_Hint]) -> None:
                 h.center = float(stats[i])
 
 
-def validation_sample(signature: Signature, estimator: Any, columns: list[str] | None, *, rows: int = 256,
-                      seed: int = 0) -> tuple[Batch, list[Batch]]:
+def validation_sample(
+    signature: Signature, estimator: Any, columns: list[str] | None, *, rows: int = 256, seed: int = 0
+) -> tuple[Batch, list[Batch]]:
     """Generated rows the model should accept, and single-row batches it may refuse."""
     rng = np.random.default_rng(seed)
     keys: list[Any]
@@ -140,8 +141,12 @@ def validation_sample(signature: Signature, estimator: Any, columns: list[str] |
             for p in chosen:
                 p32 = np.float32(p)
                 edge.setdefault(k, []).extend(
-                    [float(p), float(p32), float(np.nextafter(p32, np.float32(-np.inf))),
-                     float(np.nextafter(p32, np.float32(np.inf)))]
+                    [
+                        float(p),
+                        float(p32),
+                        float(np.nextafter(p32, np.float32(-np.inf))),
+                        float(np.nextafter(p32, np.float32(np.inf))),
+                    ]
                 )
     if edge:
         extra = sum(len(v) for v in edge.values())

@@ -60,6 +60,8 @@ class ServerOptions:
     cors_origins: tuple[str, ...] = ()
     observers: list[Observer] = field(default_factory=list)
     batching: BatchingPolicy | None = None
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int | None = None
 
 
 class ModelportApp:
@@ -84,14 +86,41 @@ class ModelportApp:
             await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        grpc_server: Any = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.options.grpc_port is not None:
+                    from modelport.server.grpc import start_grpc
+
+                    try:
+                        grpc_server = await start_grpc(self, self.options.grpc_host, self.options.grpc_port)
+                    except Exception as exc:
+                        await send({"type": "lifespan.startup.failed", "message": f"gRPC: {exc}"})
+                        return
+                    log.info("gRPC V2 on %s:%d", self.options.grpc_host, self.options.grpc_port)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if grpc_server is not None:
+                    await grpc_server.stop(grace=5.0)
                 self.repository.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def ready(self) -> bool:
+        return self.repository.ready()
+
+    @property
+    def has_observers(self) -> bool:
+        return bool(self._observers)
+
+    def notify(self, record: RequestRecord) -> None:
+        """Hand a finished request to every observer (used by the gRPC surface too)."""
+        for observer in self._observers:
+            try:
+                observer.observe(record)
+            except Exception:  # an observer's bug must not fail requests
+                log.exception("observer %r failed", observer)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -150,11 +179,7 @@ class ModelportApp:
             outputs=request.outputs if request is not None else None,
             error=error,
         )
-        for observer in self._observers:
-            try:
-                observer.observe(record)
-            except Exception:  # an observer's bug must not fail requests
-                log.exception("observer %r failed", observer)
+        self.notify(record)
 
     async def _send(
         self, send: Send, response: Response, cors: list[tuple[bytes, bytes]], request_id: bytes | None

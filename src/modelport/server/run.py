@@ -42,6 +42,7 @@ class ServeConfig:
     batching: str = "auto"  # "auto", "off", or "on" with the two values below
     max_batch_size: int = 64
     max_latency_ms: float = 0.0
+    grpc_port: int | None = None
 
 
 def build_app(config: ServeConfig) -> ModelportApp:
@@ -51,6 +52,8 @@ def build_app(config: ServeConfig) -> ModelportApp:
         max_body=config.max_body,
         cors_origins=tuple(config.cors_origins),
         batching=batching_policy(config),
+        grpc_host=config.host,
+        grpc_port=config.grpc_port,
     )
     return ModelportApp(repository, options)
 

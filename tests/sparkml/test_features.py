@@ -32,8 +32,12 @@ def _with_invalid(test: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("strategy", "order", "p"),
-    [("mean", "frequencyDesc", 2.0), ("median", "frequencyAsc", 1.0), ("mode", "alphabetDesc", float("inf")),
-     ("mean", "alphabetAsc", 3.0)],
+    [
+        ("mean", "frequencyDesc", 2.0),
+        ("median", "frequencyAsc", 1.0),
+        ("mode", "alphabetDesc", float("inf")),
+        ("mean", "alphabetAsc", 3.0),
+    ],
 )
 def test_tabular_pipeline_keep(spark: Any, tmp_path: Path, strategy: str, order: str, p: float) -> None:
     from pyspark.ml.feature import (
@@ -53,10 +57,15 @@ def test_tabular_pipeline_keep(spark: Any, tmp_path: Path, strategy: str, order:
     test = _with_invalid(test)
     filled = [c + "_f" for c in NUMS]
     stages = [
-        StringIndexer(inputCols=["species", "island", "sex"], outputCols=["species_i", "island_i", "sex_i"],
-                      handleInvalid="keep", stringOrderType=order),
-        OneHotEncoder(inputCols=["island_i", "sex_i"], outputCols=["island_oh", "sex_oh"], dropLast=False,
-                      handleInvalid="keep"),
+        StringIndexer(
+            inputCols=["species", "island", "sex"],
+            outputCols=["species_i", "island_i", "sex_i"],
+            handleInvalid="keep",
+            stringOrderType=order,
+        ),
+        OneHotEncoder(
+            inputCols=["island_i", "sex_i"], outputCols=["island_oh", "sex_oh"], dropLast=False, handleInvalid="keep"
+        ),
         Imputer(inputCols=NUMS, outputCols=filled, strategy=strategy),
         VectorAssembler(inputCols=["island_oh", "sex_oh", *filled, "year"], outputCol="features", handleInvalid="keep"),
         StandardScaler(inputCol="features", outputCol="scaled", withMean=True, withStd=True),
@@ -66,8 +75,21 @@ def test_tabular_pipeline_keep(spark: Any, tmp_path: Path, strategy: str, order:
         Normalizer(inputCol="features", outputCol="norm", p=p),
         IndexToString(inputCol="species_i", outputCol="species_back"),
     ]
-    cols = ["species_i", "island_i", "sex_i", "island_oh", "sex_oh", *filled, "features", "scaled", "mm", "ma",
-            "pca", "norm", "species_back"]
+    cols = [
+        "species_i",
+        "island_i",
+        "sex_i",
+        "island_oh",
+        "sex_oh",
+        *filled,
+        "features",
+        "scaled",
+        "mm",
+        "ma",
+        "pca",
+        "norm",
+        "species_back",
+    ]
     fitted, model = fit_save_load(stages, penguin_df(spark, train), tmp_path / "m", outputs=cols)
     compare(fitted, model, penguin_df(spark, test), test, cols)
     sig = model.signature
@@ -103,10 +125,15 @@ def test_skip_modes_drop_rows_like_spark(spark: Any, tmp_path: Path) -> None:
     test = _with_invalid(test)
     stages = [
         StringIndexer(inputCols=["island", "sex"], outputCols=["island_i", "sex_i"], handleInvalid="skip"),
-        VectorAssembler(inputCols=["island_i", "sex_i", "bill_length_mm", "body_mass_g"], outputCol="features",
-                        handleInvalid="skip"),
-        Bucketizer(splits=[-float("inf"), 40.0, 45.0, 50.0, float("inf")], inputCol="bill_depth_mm",
-                   outputCol="depth_b", handleInvalid="skip"),
+        VectorAssembler(
+            inputCols=["island_i", "sex_i", "bill_length_mm", "body_mass_g"], outputCol="features", handleInvalid="skip"
+        ),
+        Bucketizer(
+            splits=[-float("inf"), 40.0, 45.0, 50.0, float("inf")],
+            inputCol="bill_depth_mm",
+            outputCol="depth_b",
+            handleInvalid="skip",
+        ),
     ]
     cols = ["island_i", "sex_i", "features", "depth_b"]
     fitted, model = fit_save_load(stages, penguin_df(spark, train), tmp_path / "m", outputs=cols)
@@ -116,9 +143,13 @@ def test_skip_modes_drop_rows_like_spark(spark: Any, tmp_path: Path) -> None:
     for c in cols:
         np.testing.assert_allclose(kept[c], want[c], atol=1e-9, err_msg=c)
     expected_kept = [
-        i for i, r in enumerate(test)
-        if r["island"] in {"Torgersen", "Biscoe", "Dream"} and r["sex"] in {"male", "female"}
-        and r["bill_length_mm"] is not None and r["body_mass_g"] is not None and r["bill_depth_mm"] is not None
+        i
+        for i, r in enumerate(test)
+        if r["island"] in {"Torgersen", "Biscoe", "Dream"}
+        and r["sex"] in {"male", "female"}
+        and r["bill_length_mm"] is not None
+        and r["body_mass_g"] is not None
+        and r["bill_depth_mm"] is not None
     ]
     assert index.tolist() == expected_kept
     full = model.predict(batch_from(test, model))
@@ -170,12 +201,17 @@ def test_vector_stages_on_wine(spark: Any, tmp_path: Path) -> None:
         VectorAssembler(inputCols=names, outputCol="x"),
         StandardScaler(inputCol="x", outputCol="std_only", withStd=True, withMean=False),
         StandardScaler(inputCol="x", outputCol="mean_only", withStd=False, withMean=True),
-        ElementwiseProduct(scalingVec=Vectors.dense(np.linspace(-1, 2, len(names)).tolist()), inputCol="x", outputCol="ep"),
+        ElementwiseProduct(
+            scalingVec=Vectors.dense(np.linspace(-1, 2, len(names)).tolist()), inputCol="x", outputCol="ep"
+        ),
         Normalizer(inputCol="x", outputCol="n1", p=1.0),
         Binarizer(inputCol="x", outputCol="xb", threshold=2.0),
         Binarizer(inputCols=[names[0], names[1]], outputCols=["b0", "b1"], thresholds=[13.0, 2.0]),
-        Bucketizer(splitsArray=[[0.0, 12.0, 13.0, 14.0, 15.0], [0.0, 1.0, 2.0, 3.0, 10.0]], inputCols=[names[0], names[1]],
-                   outputCols=["k0", "k1"]),
+        Bucketizer(
+            splitsArray=[[0.0, 12.0, 13.0, 14.0, 15.0], [0.0, 1.0, 2.0, 3.0, 10.0]],
+            inputCols=[names[0], names[1]],
+            outputCols=["k0", "k1"],
+        ),
         OneHotEncoder(inputCols=["k0", "k1"], outputCols=["k0_oh", "k1_oh"], dropLast=True),
         VectorAssembler(inputCols=["k0_oh", "k1_oh", "b0"], outputCol="sparse_x"),
         MaxAbsScaler(inputCol="sparse_x", outputCol="sparse_ma"),

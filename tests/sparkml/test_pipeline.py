@@ -40,7 +40,10 @@ def test_unsupported_stage_fails_at_load(spark: Any, tmp_path: Path) -> None:
     from pyspark.ml.feature import SQLTransformer, StringIndexer
 
     df = penguin_df(spark, penguins()[:20])
-    stages = [StringIndexer(inputCol="island", outputCol="i"), SQLTransformer(statement="SELECT *, i * 2 AS j FROM __THIS__")]
+    stages = [
+        StringIndexer(inputCol="island", outputCol="i"),
+        SQLTransformer(statement="SELECT *, i * 2 AS j FROM __THIS__"),
+    ]
     with pytest.raises(ModelLoadError) as err:
         fit_save_load(stages, df, tmp_path / "m")
     msg = err.value.message

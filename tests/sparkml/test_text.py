@@ -38,7 +38,7 @@ def _df(spark: Any, rows: list[dict[str, Any]]) -> Any:
 
 
 def test_tokenizer_stopwords_ngram_hashingtf_idf(spark: Any, tmp_path: Path) -> None:
-    from pyspark.ml.feature import IDF, NGram, HashingTF, StopWordsRemover, Tokenizer
+    from pyspark.ml.feature import IDF, HashingTF, NGram, StopWordsRemover, Tokenizer
 
     train, test = _text_rows()
     stages = [
@@ -85,7 +85,9 @@ def test_feature_hasher(spark: Any, tmp_path: Path) -> None:
     ]
     schema = "s string, x double, flag boolean, code double"
     df = spark.createDataFrame([tuple(r.values()) for r in rows], schema)
-    stages = [FeatureHasher(inputCols=["s", "x", "flag", "code"], categoricalCols=["code"], outputCol="h", numFeatures=64)]
+    stages = [
+        FeatureHasher(inputCols=["s", "x", "flag", "code"], categoricalCols=["code"], outputCol="h", numFeatures=64)
+    ]
     fitted, model = fit_save_load(stages, df, tmp_path / "m")
     batch = {
         "s": np.array([r["s"] for r in rows], dtype=object),
@@ -118,7 +120,9 @@ def test_spark2_model_uses_old_hash(spark: Any, tmp_path: Path) -> None:
 
     df = _df(spark, [{"text": "abc abcde café x", "label": 1.0}])
     path = tmp_path / "m"
-    fit_save_load([Tokenizer(inputCol="text", outputCol="w"), HashingTF(inputCol="w", outputCol="tf", numFeatures=97)], df, path)
+    fit_save_load(
+        [Tokenizer(inputCol="text", outputCol="w"), HashingTF(inputCol="w", outputCol="tf", numFeatures=97)], df, path
+    )
     stage_dir = next((path / "stages").glob("1_*"))
     meta = next((stage_dir / "metadata").glob("part-*"))
     meta.write_text(meta.read_text().replace('"sparkVersion":"' + spark.version, '"sparkVersion":"2.4.8'))
@@ -135,7 +139,9 @@ def test_null_text_is_a_client_error(spark: Any, tmp_path: Path) -> None:
 
     df = _df(spark, [{"text": "a b", "label": 1.0}])
     _, model = fit_save_load(
-        [Tokenizer(inputCol="text", outputCol="w"), HashingTF(inputCol="w", outputCol="tf", numFeatures=8)], df, tmp_path / "m"
+        [Tokenizer(inputCol="text", outputCol="w"), HashingTF(inputCol="w", outputCol="tf", numFeatures=8)],
+        df,
+        tmp_path / "m",
     )
     with pytest.raises(modelport.errors.InvalidInput) as err:
         model.predict({"text": ["fine", None]})

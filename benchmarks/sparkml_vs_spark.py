@@ -165,6 +165,68 @@ def bench_http(name: str, rows: list[dict[str, Any]], n: int) -> None:
             proc.wait(timeout=30)
 
 
+def bench_model(name: str, spark: Any, args: argparse.Namespace) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyspark.ml import PipelineModel
+
+    import modelport
+
+    path = str(MODELS / name)
+    spark_load = timings(lambda: PipelineModel.load(path), 3, warmup=1)
+    mp_load = timings(lambda: modelport.load_model(path), 10, warmup=1)
+    show(f"{name}: load", spark_load, mp_load)
+    spark_model = PipelineModel.load(path)
+    model = modelport.load_model(path)
+    rows = sample_rows(name, max(args.rows, 1))
+    schema = spark_schema(name)
+    one = [tuple(rows[0].values())]
+    spark_one = timings(
+        lambda: spark_model.transform(spark.createDataFrame(one, schema)).select("prediction", "probability").collect(),
+        max(20, args.single // 40),
+    )
+    single = batch_of(rows[:1])
+    mp_one = timings(lambda: model.predict(single), args.single, warmup=50)
+    show(f"{name}: one row in process", spark_one, mp_one, 1e6, "us")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), src)
+
+        def spark_batch() -> None:
+            df = spark.read.parquet(str(src))
+            out = spark_model.transform(df).select("prediction", "probability")
+            out.write.mode("overwrite").parquet(str(Path(tmp) / "spark_out"))
+
+        def mp_batch() -> None:
+            table = pq.read_table(src)
+            batch = {}
+            for col in table.column_names:
+                arr = table.column(col).to_numpy(zero_copy_only=False)
+                batch[col] = arr.astype(object) if arr.dtype.kind in "OU" else arr.astype("float64")
+            out = model.predict(batch)
+            prob = out["probability"]
+            pq.write_table(
+                pa.table(
+                    {
+                        "prediction": out["prediction"],
+                        "probability": pa.FixedSizeListArray.from_arrays(prob.reshape(-1), prob.shape[1]),
+                    }
+                ),
+                Path(tmp) / "mp_out.parquet",
+            )
+
+        show(
+            f"{name}: {args.rows} rows parquet->parquet",
+            timings(spark_batch, 3, 1),
+            timings(mp_batch, 3, 1),
+            1.0,
+            "s ",
+        )
+    if args.http:
+        bench_http(name, rows, max(200, args.single // 4))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -173,12 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from pyspark.ml import PipelineModel
     from pyspark.sql import SparkSession
-
-    import modelport
 
     spark = (
         SparkSession.builder.master("local[2]")
@@ -191,61 +248,7 @@ def main() -> None:
     spark.sparkContext.setLogLevel("ERROR")
     print(f"python {sys.version.split()[0]}, pyspark {spark.version}, cpus {os.cpu_count()}")
     for name in ("sentiment", "penguins"):
-        path = str(MODELS / name)
-        spark_load = timings(lambda: PipelineModel.load(path), 3, warmup=1)
-        mp_load = timings(lambda: modelport.load_model(path), 10, warmup=1)
-        show(f"{name}: load", spark_load, mp_load)
-        spark_model = PipelineModel.load(path)
-        model = modelport.load_model(path)
-        rows = sample_rows(name, max(args.rows, 1))
-        schema = spark_schema(name)
-        one = [tuple(rows[0].values())]
-        spark_one = timings(
-            lambda: spark_model.transform(spark.createDataFrame(one, schema))
-            .select("prediction", "probability")
-            .collect(),
-            max(20, args.single // 40),
-        )
-        single = batch_of(rows[:1])
-        mp_one = timings(lambda: model.predict(single), args.single, warmup=50)
-        show(f"{name}: one row in process", spark_one, mp_one, 1e6, "us")
-
-        with tempfile.TemporaryDirectory() as tmp:
-            src = Path(tmp) / "in.parquet"
-            pq.write_table(pa.Table.from_pylist(rows), src)
-
-            def spark_batch() -> None:
-                df = spark.read.parquet(str(src))
-                out = spark_model.transform(df).select("prediction", "probability")
-                out.write.mode("overwrite").parquet(str(Path(tmp) / "spark_out"))
-
-            def mp_batch() -> None:
-                table = pq.read_table(src)
-                batch = {}
-                for col in table.column_names:
-                    arr = table.column(col).to_numpy(zero_copy_only=False)
-                    batch[col] = arr.astype(object) if arr.dtype.kind in "OU" else arr.astype("float64")
-                out = model.predict(batch)
-                prob = out["probability"]
-                pq.write_table(
-                    pa.table(
-                        {
-                            "prediction": out["prediction"],
-                            "probability": pa.FixedSizeListArray.from_arrays(prob.reshape(-1), prob.shape[1]),
-                        }
-                    ),
-                    Path(tmp) / "mp_out.parquet",
-                )
-
-            show(
-                f"{name}: {args.rows} rows parquet->parquet",
-                timings(spark_batch, 3, 1),
-                timings(mp_batch, 3, 1),
-                1.0,
-                "s ",
-            )
-        if args.http:
-            bench_http(name, rows, max(200, args.single // 4))
+        bench_model(name, spark, args)
     spark.stop()
 
 

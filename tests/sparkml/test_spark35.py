@@ -57,3 +57,54 @@ def test_spark35_fixture(case: str) -> None:
 def test_fixtures_are_small() -> None:
     total = sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file())
     assert CASES and total < 2_000_000
+
+
+def test_load_and_predict_with_pyspark_blocked(tmp_path: Path) -> None:
+    """In a process where importing pyspark or py4j raises, a Spark pipeline still loads and predicts."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            class _Block:
+                def find_spec(self, name, path=None, target=None):
+                    if name.split(".")[0] in ("pyspark", "py4j"):
+                        raise ImportError(f"{name} is blocked in this test")
+                    return None
+
+            sys.meta_path.insert(0, _Block())
+            """
+        )
+    )
+    model_dir = FIXTURES / "penguins_lr" / "model"
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        try:
+            import pyspark
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("pyspark was importable")
+        import modelport
+        m = modelport.load_model({str(model_dir)!r})
+        row = {{"species": ["Adelie"], "island": ["Dream"], "sex": [None], "bill_length_mm": [39.0],
+               "bill_depth_mm": [18.0], "flipper_length_mm": [None], "body_mass_g": [3700.0]}}
+        out = m.predict(row)
+        print(json.dumps({{"species": out["predicted_species"].tolist(),
+                          "loaded": sorted(k for k in sys.modules if k.startswith(("pyspark", "py4j")))}}))
+        """
+    )
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = dict(os.environ, PYTHONPATH=f"{blocker}{os.pathsep}{src}")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"species": ["Adelie"], "loaded": []}

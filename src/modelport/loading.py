@@ -92,6 +92,10 @@ def load_model(
     if compile is not None:
         cfg = ModelConfig(**{**cfg.__dict__, "compile": compile})
     predictor = load_predictor(flavor, artifact, cfg)
+    if cfg.compile is not False:
+        from modelport.compile import compile_predictor
+
+        predictor = compile_predictor(predictor)
     predictor = _override(predictor, cfg, cfg.path or str(local))
     model_name = name or cfg.name or _default_name(local)
     log.debug("loaded %s as %s from %s", model_name, flavor, artifact)

@@ -38,8 +38,11 @@ def _builtins() -> None:
         return
     from modelport.compile import linear, pipeline, trees
 
-    for table, found in ((HEADS, linear.builtin_heads()), (HEADS, trees.builtin_heads()),
-                         (STEPS, pipeline.builtin_steps())):
+    for table, found in (
+        (HEADS, linear.builtin_heads()),
+        (HEADS, trees.builtin_heads()),
+        (STEPS, pipeline.builtin_steps()),
+    ):
         for cls, builder in found.items():
             table.setdefault(cls, builder)
     _loaded = True
@@ -69,7 +72,7 @@ class CompiledPredictor:
         try:
             got = self._kernel(batch)
         except Fallback:
-            return self.inner.predict(batch)  # type: ignore[no-any-return]
+            return self.inner.predict(batch)
         out: Batch = {}
         for name in self._compiled:
             value = got[name]
@@ -124,16 +127,23 @@ def compile_predictor(predictor: Predictor, *, sample: Batch | None = None) -> P
         return predictor
     est = predictor.estimator
     where = predictor.source or type_name(est)
-    native_runtime = dict(predictor.info.get("runtime", {}))
-    outputs = predictor.signature.output_names
     _builtins()
-    from modelport.compile.pipeline import compile_estimator
-
-    types = {s.name: s.datatype for s in predictor.signature.inputs}
     try:
-        head = compile_estimator(est, predictor.columns, types)
+        return _compile(predictor, est, where, sample)
     except NotCompilable as exc:
         return _keep(predictor, where, f"not compiled: {exc}")
+    except Exception as exc:  # a kernel builder tripped on an estimator it misread: never fail the load
+        log.warning("%s: compiling failed, scikit-learn serves every output", where, exc_info=True)
+        return _keep(predictor, where, f"compiling failed: {type(exc).__name__}: {exc}", log_it=False)
+
+
+def _compile(predictor: Any, est: Any, where: str, sample: Batch | None) -> Any:
+    from modelport.compile.pipeline import compile_estimator
+
+    native_runtime = dict(predictor.info.get("runtime", {}))
+    outputs = predictor.signature.output_names
+    types = {s.name: s.datatype for s in predictor.signature.inputs}
+    head = compile_estimator(est, predictor.columns, types)
     source = _source(predictor)
 
     def kernel(batch: Batch) -> dict[str, np.ndarray]:
@@ -148,8 +158,13 @@ def compile_predictor(predictor: Predictor, *, sample: Batch | None = None) -> P
     verdict = verify(predictor.predict, kernel, outputs, exact, batches, hostile)
     compiled = [o for o in outputs if o not in verdict.refused]
     for name, reason in verdict.refused.items():
-        log.info("%s: output '%s' stays on %s: the compiled kernel was refused: %s",
-                 where, name, native_runtime.get(name, "the native model"), reason)
+        log.info(
+            "%s: output '%s' stays on %s: the compiled kernel was refused: %s",
+            where,
+            name,
+            native_runtime.get(name, "the native model"),
+            reason,
+        )
     if not compiled:
         return _keep(predictor, where, "compiled kernel refused by the agreement check", log_it=False)
     runtime = {o: COMPILED if o in compiled else native_runtime.get(o, "native") for o in outputs}

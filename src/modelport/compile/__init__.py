@@ -22,7 +22,7 @@ import numpy as np
 from modelport.compile.check import validation_sample, verify
 from modelport.compile.kernels import HEADS, STEPS, Fallback, NotCompilable, register_head, type_name
 from modelport.model import Predictor
-from modelport.signature import Batch
+from modelport.signature import Batch, batch_rows
 
 __all__ = ["COMPILED", "CompiledPredictor", "compile_predictor", "register_head"]
 
@@ -55,8 +55,11 @@ class CompiledPredictor:
     ``inner`` whole, so answers and error messages for odd inputs are the native model's.
     """
 
-    def __init__(self, inner: Any, kernel: Any, compiled: list[str], info: dict[str, Any]) -> None:
+    def __init__(
+        self, inner: Any, kernel: Any, compiled: list[str], info: dict[str, Any], native_above: int | None = None
+    ) -> None:
         self.inner = inner
+        self._native_above = native_above
         self.signature = inner.signature
         self.info = info
         self._kernel = kernel
@@ -69,6 +72,8 @@ class CompiledPredictor:
         return getattr(self.__dict__["inner"], name)
 
     def predict(self, batch: Batch) -> Batch:
+        if self._native_above is not None and batch_rows(batch) > self._native_above:
+            return self.inner.predict(batch)
         try:
             got = self._kernel(batch)
         except Fallback:
@@ -173,8 +178,11 @@ def _compile(predictor: Any, est: Any, where: str, sample: Batch | None) -> Any:
         f"(largest relative difference {verdict.worst:.1e})"
     )
     log.info("%s: %s serves %s: %s", where, COMPILED, ", ".join(compiled), summary)
+    native_above = getattr(head, "native_above", None)
+    if native_above is not None:
+        summary += f"; batches over {native_above} rows go to the native model, which is faster there"
     info = {**predictor.info, "runtime": runtime, "compiled": summary}
-    return CompiledPredictor(predictor, kernel, compiled, info)
+    return CompiledPredictor(predictor, kernel, compiled, info, native_above)
 
 
 def _keep(predictor: Any, where: str, reason: str, *, log_it: bool = True) -> Any:

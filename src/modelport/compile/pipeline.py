@@ -250,18 +250,19 @@ def _chain(steps: list[Any], cols: Columns, types: dict[str, str]) -> Step:
 def compile_estimator(est: Any, cols: Columns, types: dict[str, str]) -> Head:
     """A fitted estimator or Pipeline as a function from its input to its outputs."""
     steps = getattr(est, "steps", None)
-    if steps is not None:
-        final = steps[-1][1]
-        if hasattr(final, "predict"):
-            pre = _chain([s for _, s in steps[:-1]], cols, types)
-            head = _head(final)
-            return lambda t: head(pre(t))
-    elif hasattr(est, "predict"):
-        head = _head(est)
-        get = matrix(cols, types, type_name(est))
-        return lambda t: head(get(t))
-    chain = compile_chain(est, cols, types)
-    return lambda t: {"transform": chain(t)}
+    final = steps[-1][1] if steps is not None else est
+    if not hasattr(final, "predict"):
+        chain = compile_chain(est, cols, types)
+        return lambda t: {"transform": chain(t)}
+    head = _head(final)
+    pre = _chain([s for _, s in steps[:-1]], cols, types) if steps is not None else matrix(cols, types, type_name(est))
+
+    def run(t: Table) -> dict[str, np.ndarray]:
+        return head(pre(t))
+
+    # A head may say from how many rows on the native estimator is the faster runtime.
+    run.native_above = getattr(head, "native_above", None)  # type: ignore[attr-defined]
+    return run
 
 
 def _head(est: Any) -> Head:

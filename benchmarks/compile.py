@@ -84,13 +84,15 @@ def main() -> None:
             session = onnx_session(est, X)
             for label, data, repeat in (("1 row", X[:1], args.repeat), ("1,000 rows", big, max(50, args.repeat // 20))):
                 batch = {"input": data}
-                n_med, n_p99 = timings(lambda b=batch: native.predict(b), repeat)
-                c_med, c_p99 = timings(lambda b=batch: fast.predict(b), repeat)
-                o = timings(lambda d=data: session(d), repeat) if session else None
+                n_med, n_p99 = timings(lambda b=batch, p=native: p.predict(b), repeat)
+                c_med, c_p99 = timings(lambda b=batch, p=fast: p.predict(b), repeat)
+                o = timings(lambda d=data, s=session: s(d), repeat) if session else None
                 rows.append((title, label, n_med, n_p99, c_med, c_p99, o))
                 print(f"{title} [{label}] native {n_med:,.1f} µs, compiled {c_med:,.1f} µs, x{n_med / c_med:,.1f}")
     print()
-    print("| model | rows | sklearn median (p99) µs | compiled median (p99) µs | speed-up | onnxruntime median (p99) µs |")
+    print(
+        "| model | rows | sklearn median (p99) µs | compiled median (p99) µs | speed-up | onnxruntime median (p99) µs |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for title, label, n_med, n_p99, c_med, c_p99, o in rows:
         ort = f"{o[0]:,.1f} ({o[1]:,.1f})" if o else "n/a"

@@ -336,3 +336,13 @@ def test_compare_tolerance() -> None:
         "labels differ on 1 of 3 rows (row 1: np.int64(2) instead of np.int64(1))"
     )
     assert compare(np.zeros((3, 2)), np.zeros(3), exact=False) == "shape [3] instead of [3, 2]"
+
+
+def test_saved_sample_joins_the_validation_rows() -> None:
+    X, y = load_wine(return_X_y=True)
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
+    plain = compile_predictor(predictor_for(est))
+    with_sample = compile_predictor(predictor_for(est), sample={"input": X[:30]})
+    rows = [int(p.info["compiled"].split(" validation rows")[0].rsplit(" ", 1)[1]) for p in (plain, with_sample)]
+    assert rows[1] == rows[0] + 30
+    assert with_sample.estimator is est and with_sample.columns is None  # the flavor's attributes show through

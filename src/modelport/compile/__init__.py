@@ -69,7 +69,10 @@ class CompiledPredictor:
 
     def __getattr__(self, name: str) -> Any:
         # estimator, columns, frame, source, close: whatever the flavor's predictor offers.
-        return getattr(self.__dict__["inner"], name)
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
 
     def predict(self, batch: Batch) -> Batch:
         if self._native_above is not None and batch_rows(batch) > self._native_above:

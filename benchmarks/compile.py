@@ -33,17 +33,28 @@ def timings(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
 
 
 def onnx_session(est: Any, x: np.ndarray) -> Callable[[np.ndarray], Any] | None:
+    """onnxruntime on the skl2onnx conversion in double, or None; prints how far it is from sklearn."""
     try:
         import onnxruntime as ort
         from skl2onnx import to_onnx
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            onx = to_onnx(est, x[:1].astype(np.float64), options={id(est): {"zipmap": False}}, target_opset=18)
+            onx = to_onnx(
+                est,
+                x[:1].astype(np.float64),
+                options={type(est.steps[-1][1] if hasattr(est, "steps") else est): {"zipmap": False}},
+                target_opset={"": 18, "ai.onnx.ml": 3},
+            )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
         sess = ort.InferenceSession(onx.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
+        proba = np.asarray(sess.run(None, {name: x})[1], dtype=np.float64)
+        want = est.predict_proba(x)
+        rel = float(np.max(np.abs(proba - want) / np.maximum(np.abs(want), 1e-300)))
+        labels = int((np.argmax(proba, axis=1) != np.argmax(want, axis=1)).sum())
+        print(f"    onnxruntime vs sklearn on the data set: max relative difference {rel:.1e}, {labels} labels differ")
         return lambda rows: sess.run(None, {name: rows})
     except Exception as exc:  # not every model converts in double precision
         print(f"    (onnxruntime skipped: {type(exc).__name__}: {str(exc)[:100]})")

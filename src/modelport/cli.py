@@ -207,12 +207,13 @@ def serve(
 @main.command()
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def inspect(path: str, as_json: bool) -> None:
+@click.option("--no-compile", is_flag=True, help="Serve with the model's own runtime (no compiled kernels).")
+def inspect(path: str, as_json: bool, no_compile: bool) -> None:
     """Show a model's signature, flavor, runtime and files (like saved_model_cli show)."""
     from modelport.loading import describe, load_model, spec_summary
 
     try:
-        model = load_model(path)
+        model = load_model(path, compile=False if no_compile else None)
     except ModelportError as exc:
         _fail(exc)
     info = describe(model)
@@ -256,7 +257,8 @@ def inspect(path: str, as_json: bool) -> None:
 @click.argument("path")
 @click.option("--input", "input_", required=True, help="JSON: {input: values} or a V1/V2 request body, or @FILE.")
 @click.option("--output", "outputs", multiple=True, help="Only these outputs (repeatable).")
-def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
+@click.option("--no-compile", is_flag=True, help="Predict with the model's own runtime (no compiled kernels).")
+def predict(path: str, input_: str, outputs: tuple[str, ...], no_compile: bool) -> None:
     """Predict once in-process and print the outputs as JSON."""
     from modelport.loading import load_model
 
@@ -268,7 +270,7 @@ def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
     except ValueError as exc:
         _fail(ValueError(f"--input is not JSON: {exc}"))
     try:
-        model = load_model(path)
+        model = load_model(path, compile=False if no_compile else None)
         batch = _payload_to_inputs(model, payload)
         result = model.predict(batch, list(outputs) or None)
     except ModelportError as exc:

@@ -103,6 +103,7 @@ def load_model(
         source=uri,
         outputs=cfg.outputs,
         close=getattr(predictor, "close", None),
+        batching=cfg.batching,
     )
 
 

@@ -163,13 +163,14 @@ class _Codec:
         elif isinstance(body.get("outputs"), dict):
             result = {k: _array(v) for k, v in body["outputs"].items()}
         elif "outputs" in body:
-            result = {"outputs": _array(body["outputs"])}
+            # V1 drops the name of a lone output; it is the one asked for, if one was.
+            result = {outputs[0] if outputs and len(outputs) == 1 else "outputs": _array(body["outputs"])}
         elif "predictions" in body:
             preds = body["predictions"]
             if preds and isinstance(preds[0], dict):
                 result = {k: _array([p.get(k) for p in preds]) for k in preds[0]}
             else:
-                result = {"predictions": _array(preds)}
+                result = {outputs[0] if outputs and len(outputs) == 1 else "predictions": _array(preds)}
         else:
             raise ServerError(f"{url}: the answer has no 'outputs' or 'predictions'")
         if outputs:

@@ -108,6 +108,28 @@ def _parse_size(value: str) -> int:
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--no-compile", is_flag=True, help="Serve every model with its native runtime.")
 @click.option(
+    "--batching",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    envvar="MODELPORT_BATCHING",
+    help="auto: batch models whose predict is expensive; on/off for all. A model's [batching] table wins.",
+)
+@click.option(
+    "--max-batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Rows per batched predict (with --batching on).",
+)
+@click.option(
+    "--max-latency-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="How long a request may wait for others (0: only for those already read).",
+)
+@click.option(
     "--grace-seconds",
     default=10.0,
     show_default=True,

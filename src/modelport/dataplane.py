@@ -119,4 +119,4 @@ class DataPlane:
     def server_metadata(self) -> dict[str, Any]:
         from modelport import __version__
 
-        return {"name": "modelport", "version": __version__, "extensions": []}
+        return {"name": "modelport", "version": __version__, "extensions": ["binary_tensor_data"]}

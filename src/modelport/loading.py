@@ -54,10 +54,16 @@ def _override(predictor: Predictor, config: ModelConfig, where: str) -> Predicto
     return _Renamed(predictor, Signature(tuple(inputs), tuple(outputs)))
 
 
+_GENERIC = {"model", "models", "saved_model", "artifact"}
+
+
 def _default_name(path: Path) -> str:
+    """``wine/model.joblib`` and ``wine/1/`` are both called ``wine``."""
+    path = path.resolve()
     name = path.name if path.is_dir() else path.stem
-    if name.isdigit() and path.parent.name:
-        name = path.parent.name
+    while (name.isdigit() or name in _GENERIC) and path.parent != path and path.parent.name:
+        path = path.parent
+        name = path.name
     return name or "model"
 
 

@@ -187,7 +187,8 @@ class ModelportApp:
         ctype = headers.get(b"content-type")
         if ctype is not None:
             base = ctype.split(b";", 1)[0].strip().lower()
-            if base not in _JSON_TYPES and not base.endswith(b"+json"):
+            binary = base == b"application/octet-stream" and b"inference-header-content-length" in headers
+            if not binary and base not in _JSON_TYPES and not base.endswith(b"+json"):
                 raise UnsupportedMediaType(
                     f"content type '{base.decode('latin-1')}' is not supported; send {_ALLOWED_TYPES_TEXT}"
                 )

@@ -403,3 +403,47 @@ def test_progress_line_shows_rows_rate_and_eta() -> None:
     silent.update(1000)
     silent.close()
     assert quiet.getvalue() == ""
+
+
+# -- remote storage (s3:// through fsspec, against moto's S3 on loopback) -----------------------------------------
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    import fsspec
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": f"http://127.0.0.1:{port}"})
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir("batch-bucket")
+    yield fs
+    server.stop()
+
+
+def test_s3_folder_in_and_s3_file_out(models: dict[str, Path], tmp_path: Path, s3: Any) -> None:
+    table = bm.iris_frame()
+    for i, start in enumerate(range(0, 150, 75)):
+        local = bm.write(table.slice(start, 75), tmp_path / f"part-{i}.parquet")
+        s3.put(str(local), f"batch-bucket/day/part-{i}.parquet")
+    report = score_files(
+        str(models["iris"]), ["s3://batch-bucket/day/"], "s3://batch-bucket/out/scored.parquet", keep=["id"], workers=1
+    )
+    assert (report.rows_in, report.rows_out) == (150, 150)
+    assert s3.ls("batch-bucket/out") == ["batch-bucket/out/scored.parquet"]  # no temporary name left behind
+    with s3.open("batch-bucket/out/scored.parquet", "rb") as fh:
+        got = pq.read_table(fh)
+    expected = _expected(models["iris"], table, _iris_inputs(table))
+    assert got.column("id").to_pylist() == list(range(150))
+    assert got.column("predict").to_pylist() == expected["predict"].tolist()

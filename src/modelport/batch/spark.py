@@ -181,7 +181,10 @@ class _RemoteModel:
         self.signature = Signature.from_dict(orjson.loads(signature_json))
         self.plan = InputPlan(name, self.signature)
         self.predictor = None
-        self._client = Client(url, protocol=protocol, **dict(client_options))  # type: ignore[arg-type]
+        kwargs = dict(client_options)
+        if "headers" in kwargs:
+            kwargs["headers"] = dict(kwargs["headers"])
+        self._client = Client(url, protocol=protocol, **kwargs)  # type: ignore[arg-type]
 
     def run(self, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
         wanted = list(outputs) if outputs else self.signature.output_names
@@ -232,9 +235,10 @@ def predict_via_endpoint(
         ("max_backoff", max_backoff),
     )
     if headers:
-        client_options += (("headers", dict(headers)),)
+        client_options += (("headers", tuple(sorted(headers.items()))),)  # hashable: it keys the worker cache
     if signature is None:
-        with Client(url, **dict(client_options)) as probe:
+        probe_kwargs: dict[str, Any] = {k: dict(v) if k == "headers" else v for k, v in client_options}
+        with Client(url, **probe_kwargs) as probe:
             signature = probe.signature(model, version)
     ver = str(version) if version is not None else None
     endpoint = (url, model, ver, protocol, orjson.dumps(signature.to_dict()).decode(), client_options)

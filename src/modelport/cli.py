@@ -305,5 +305,101 @@ def _payload_to_inputs(model: Any, payload: Any) -> dict[str, Any]:
     return {names[0]: payload}
 
 
+def _split_commas(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@main.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "output", required=True, help="Output file: .parquet, .csv or .jsonl.")
+@click.option("--format", "output_format", type=click.Choice(["parquet", "csv", "jsonl"]), help="Output format.")
+@click.option("--input-format", type=click.Choice(["parquet", "csv", "jsonl"]), help="Input format (default: ext).")
+@click.option("--batch-size", default=10_000, show_default=True, help="Rows per batch (bounds memory).")
+@click.option("--workers", type=int, help="Worker processes (default: every core).")
+@click.option("--keep", help="Input columns to copy to the output, comma-separated (default: all; '' for none).")
+@click.option("--map", "mapping", multiple=True, help="COLUMN=INPUT, COL1,COL2,...=INPUT or *=INPUT (repeatable).")
+@click.option("--outputs", help="Model outputs to write, comma-separated (default: all).")
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "skip", "null"]),
+    default="fail",
+    show_default=True,
+    help="Rows that fail validation: stop, drop them, or write nulls and an 'error' column.",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True)
+@click.option("--master", default="local[*]", show_default=True, help="Spark master (with --engine spark).")
+def score(
+    model: str,
+    inputs: tuple[str, ...],
+    output: str,
+    output_format: str | None,
+    input_format: str | None,
+    batch_size: int,
+    workers: int | None,
+    keep: str | None,
+    mapping: tuple[str, ...],
+    outputs: str | None,
+    on_error: str,
+    progress: bool | None,
+    engine: str,
+    master: str,
+) -> None:
+    """Score big files (Parquet, CSV, JSON Lines; files, folders, globs, s3:// gs://) in batches.
+
+    \b
+    modelport score models/wine data/*.parquet -o scored.parquet --keep id
+    modelport score model.joblib big.csv -o out.jsonl --map '*=input' --keep id --on-error null
+    modelport score models/churn s3://bucket/day/ -o s3://bucket/scored.parquet --workers 8
+    """
+    from modelport.batch.score import parse_map, score_files
+
+    try:
+        pairs = parse_map(mapping)
+        keep_cols = _split_commas(keep)
+        wanted = _split_commas(outputs)
+        if engine == "spark":
+            from modelport.batch.spark import score_with_spark
+
+            report = score_with_spark(
+                model,
+                list(inputs),
+                output,
+                master=master,
+                input_format=input_format,
+                output_format=output_format,
+                batch_size=batch_size,
+                keep=keep_cols,
+                mapping=pairs,
+                outputs=wanted,
+                on_error=on_error,  # type: ignore[arg-type]
+            )
+        else:
+            report = score_files(
+                model,
+                list(inputs),
+                output,
+                input_format=input_format,
+                output_format=output_format,
+                batch_size=batch_size,
+                workers=workers,
+                keep=keep_cols,
+                mapping=pairs,
+                outputs=wanted,
+                on_error=on_error,  # type: ignore[arg-type]
+                progress=progress,
+            )
+    except ModelportError as exc:
+        _fail(exc)
+    rate = f", {report.rows_per_second:,.0f} rows/s" if report.seconds else ""
+    click.echo(
+        f"scored {report.rows_in:,} rows -> {report.rows_out:,} rows in {report.output} ({report.seconds:.1f}s{rate})",
+        err=True,
+    )
+
+
 if __name__ == "__main__":
     main()

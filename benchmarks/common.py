@@ -94,12 +94,16 @@ class Server:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    probe_body: bytes | None = None  # when set, "ready" means this POST to ready_url answered 200
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     cold_start_s: float | None = None
 
     def start(self, timeout: float = 120.0, log_dir: Path | None = None) -> float:
-        """Start and wait until ``ready_url`` answers 200; return seconds from spawn to that answer."""
+        """Start and wait until ``ready_url`` answers 200; return seconds from spawn to that answer.
+
+        With ``probe_body`` this is cold start to the first prediction, not just to a health check.
+        """
         log_dir = log_dir or Path(tempfile.gettempdir())
         self.log_path = log_dir / f"{self.name.replace(' ', '_')}-{self.port}.log"
         log = self.log_path.open("wb")
@@ -114,7 +118,7 @@ class Server:
                 raise RuntimeError(
                     f"{self.name} exited with {self.proc.returncode}; log: {self.log_path}\n{self.tail()}"
                 )
-            if http_status(self.ready_url) == 200:
+            if http_status(self.ready_url, self.probe_body) == 200:
                 self.cold_start_s = time.perf_counter() - t0
                 return self.cold_start_s
             time.sleep(0.05)

@@ -80,14 +80,14 @@ def _bin(python: Path, tool: str) -> str:
 # --------------------------------------------------------------------------- peers
 
 
-def launch_modelport(protocol: str) -> Callable[[Peer, Path, Path, int, int], Launch]:
+def launch_modelport(protocol: str, src: Path) -> Callable[[Peer, Path, Path, int, int], Launch]:
     def launch(peer: Peer, python: Path, model: Path, port: int, workers: int) -> Launch:
         repo = Path(tempfile.mkdtemp(prefix="modelport-peers-")) / "models"
         (repo / "breast_cancer").mkdir(parents=True)
         shutil.copy(model, repo / "breast_cancer" / "model.joblib")
         argv = [str(python), "-m", "modelport.cli", "serve", str(repo), "--host", LOOPBACK, "--port", str(port)]
         argv += ["--workers", str(workers)]
-        env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+        env = {"PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
         base = f"http://{LOOPBACK}:{port}"
         if protocol == "v2":
             return Launch(
@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--driver", choices=sorted(DRIVERS), default="wrk")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "modelport-bench")
+    parser.add_argument("--src", type=Path, default=ROOT / "src", help="the modelport source tree to serve with")
     parser.add_argument("--reinstall", action="store_true", help="rebuild the peers' venvs")
     parser.add_argument("--install-only", action="store_true", help="build the venvs and stop")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -299,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         "modelport v1": {"python": runner, "versions": {"modelport": version("modelport")}, "note": "V1 :predict"},
     }
     launchers: dict[str, Callable[[Peer, Path, Path, int, int], Launch]] = {
-        "modelport v2": launch_modelport("v2"),
-        "modelport v1": launch_modelport("v1"),
+        "modelport v2": launch_modelport("v2", args.src),
+        "modelport v1": launch_modelport("v1", args.src),
     }
     for name, (python, versions, note) in ready.items():
         entries[name] = {

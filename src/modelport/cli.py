@@ -17,7 +17,7 @@ Examples:
   modelport serve examples/models                 # every model in a repository
   modelport serve model.onnx --port 9000          # one artifact
   modelport inspect examples/models/wine          # signature, flavor, files
-  modelport predict examples/models/wine --input '{"input": [[13.2, 1.8, 2.1, 15, 100, 2.4, 2.6, 0.3, 1.6, 4.7, 1.0, 3.2, 1050]]}'
+  modelport predict examples/models/wine --input @examples/requests/wine_v1.json
 """
 
 
@@ -38,6 +38,161 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _parse_size(value: str) -> int:
+    text = value.strip().upper()
+    units = {
+        "K": 1024,
+        "KB": 1024,
+        "KIB": 1024,
+        "M": 1024**2,
+        "MB": 1024**2,
+        "MIB": 1024**2,
+        "G": 1024**3,
+        "GB": 1024**3,
+        "GIB": 1024**3,
+    }
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix):
+            number = text[: -len(suffix)].strip()
+            try:
+                return int(float(number) * units[suffix])
+            except ValueError:
+                break
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a size; use bytes or a unit such as 32MiB, 512K") from None
+
+
+@main.command()
+@click.argument("path", envvar="MODELPORT_MODELS")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="MODELPORT_HOST",
+    help="Address to bind; 0.0.0.0 exposes the server to the network.",
+)
+@click.option("--port", default=8080, show_default=True, type=int, envvar="MODELPORT_PORT")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="MODELPORT_WORKERS",
+    help="Worker processes sharing the port.",
+)
+@click.option(
+    "--auth-token",
+    envvar="MODELPORT_AUTH_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on every route but health.",
+)
+@click.option(
+    "--max-body",
+    default="32MiB",
+    show_default=True,
+    envvar="MODELPORT_MAX_BODY",
+    help="Largest request body; larger ones get 413.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    envvar="MODELPORT_CORS_ORIGINS",
+    help="Allow browser pages on ORIGIN to call the API (repeatable; '*' for any).",
+)
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--no-compile", is_flag=True, help="Serve every model with its native runtime.")
+@click.option(
+    "--batching",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    envvar="MODELPORT_BATCHING",
+    help="auto: batch models whose predict is expensive; on/off for all. A model's [batching] table wins.",
+)
+@click.option(
+    "--max-batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Rows per batched predict (with --batching on).",
+)
+@click.option(
+    "--max-latency-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="How long a request may wait for others (0: only for those already read).",
+)
+@click.option(
+    "--grace-seconds",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="On SIGTERM, how long in-flight requests may take to finish.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(
+    path: str,
+    host: str,
+    port: int,
+    workers: int,
+    auth_token: str | None,
+    max_body: str,
+    cors_origins: tuple[str, ...],
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    no_compile: bool,
+    batching: str,
+    max_batch_size: int,
+    max_latency_ms: float,
+    grace_seconds: float,
+    log_level: str,
+) -> None:
+    """Serve a model or a repository of models over KServe V1 and V2 REST.
+
+    PATH is an artifact (model.onnx, model.joblib, an MLflow or Spark ML directory), or a
+    repository laid out NAME/[VERSION/]ARTIFACT; local, s3:// or gs://.
+    """
+    import logging
+
+    from modelport.server.run import ServeConfig
+    from modelport.server.run import serve as run_server
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
+    config = ServeConfig(
+        root=path,
+        host=host,
+        port=port,
+        workers=workers,
+        auth_token=auth_token,
+        max_body=_parse_size(max_body),
+        cors_origins=list(cors_origins),
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        compile=False if no_compile else None,
+        log_level=log_level,
+        grace_seconds=grace_seconds,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
+    )
+    try:
+        run_server(config)
+    except ModelportError as exc:
+        _fail(exc)
 
 
 @main.command()
@@ -115,8 +270,11 @@ def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
 def _payload_to_inputs(model: Any, payload: Any) -> dict[str, Any]:
     """Accept {name: values}, a V2 body (inputs list), or a V1 body (instances / inputs)."""
     names = model.signature.input_names
-    if isinstance(payload, dict) and isinstance(payload.get("inputs"), list) and payload["inputs"] and all(
-        isinstance(t, dict) and "name" in t for t in payload["inputs"]
+    if (
+        isinstance(payload, dict)
+        and isinstance(payload.get("inputs"), list)
+        and payload["inputs"]
+        and all(isinstance(t, dict) and "name" in t for t in payload["inputs"])
     ):
         out = {}
         for t in payload["inputs"]:

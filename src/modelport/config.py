@@ -78,7 +78,9 @@ def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
         b = data["batching"]
         bad = sorted(set(b) - {"max_batch_size", "max_latency_ms"})
         if bad:
-            raise ConfigError(f"{where}: [batching] unknown key(s) {', '.join(bad)}; allowed: max_batch_size, max_latency_ms")
+            raise ConfigError(
+                f"{where}: [batching] unknown key(s) {', '.join(bad)}; allowed: max_batch_size, max_latency_ms"
+            )
         try:
             batching = BatchingConfig(int(b.get("max_batch_size", 0)), float(b.get("max_latency_ms", 1.0)))
         except (TypeError, ValueError) as exc:

@@ -783,19 +783,24 @@ def plot_results(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError as exc:
         raise ConfigError("bench: --plot needs matplotlib (pip install matplotlib)") from exc
     labels = list(labels) if labels is not None else [r.target.label for r in results]
     panels = 3 if sweep_results else 2
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
     hist_ax, cdf_ax = axes[0], axes[1]
-    for result, label in zip(results, labels, strict=True):
-        values = np.sort(np.asarray(result.ok_latencies or result.latencies) * 1000.0)
-        if values.size == 0:
-            continue
-        top = np.percentile(values, 99.5)
-        hist_ax.hist(values[values <= top], bins=60, alpha=0.55, label=label)
-        cdf_ax.plot(values, np.arange(1, values.size + 1) / values.size, label=label)
+    series = [np.sort(np.asarray(r.ok_latencies or r.latencies) * 1000.0) for r in results]
+    present = [v for v in series if v.size]
+    if present:  # shared log-spaced bins, so runs of different speed stay comparable
+        low = max(min(float(v[0]) for v in present), 1e-3)
+        high = max(float(np.percentile(v, 99.5)) for v in present)
+        bins = np.geomspace(low, max(high, low * 1.01), 60)
+        for values, label in zip(series, labels, strict=True):
+            if values.size:
+                hist_ax.hist(values[values <= high], bins=bins, alpha=0.55, label=label)
+                cdf_ax.plot(values, np.arange(1, values.size + 1) / values.size, label=label)
+    hist_ax.set_xscale("log")
     hist_ax.set_xlabel("latency (ms), up to p99.5")
     hist_ax.set_ylabel("requests")
     hist_ax.set_title("latency histogram")
@@ -805,12 +810,15 @@ def plot_results(
     cdf_ax.set_title("latency CDF")
     cdf_ax.grid(True, alpha=0.3)
     for ax in (hist_ax, cdf_ax):
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=7)
     if sweep_results:
         ax = axes[2]
         levels = [r.concurrency for r in results]
         ax.plot(levels, [r.rps for r in results], marker="o", color="tab:blue")
         ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [str(c) for c in levels])
         ax.set_xlabel("concurrency")
         ax.set_ylabel("req/s", color="tab:blue")
         ax.set_title("throughput and p99 vs concurrency")

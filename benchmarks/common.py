@@ -276,13 +276,17 @@ def run_wrk(url: str, body: bytes | None, connections: int, seconds: float, thre
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     finally:
         os.unlink(script.name)
-    pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)$", out, re.M))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    pct = {k: _ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)$", out, re.M)}
+    found_rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    found_total = re.search(r"(\d+) requests in", out)
+    if not found_rps or not found_total:
+        raise RuntimeError(f"wrk output not understood:\n{out}")
+    rps, total = float(found_rps.group(1)), int(found_total.group(1))
     socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = socket_errors + (int(non2xx.group(1)) if non2xx else 0)
-    return Load(rps, _ms(pct["50"]), _ms(pct["90"]), _ms(pct["99"]), total, errors)
+    nan = float("nan")  # no answered request: wrk prints no distribution
+    return Load(rps, pct.get("50", nan), pct.get("90", nan), pct.get("99", nan), total, errors)
 
 
 def run_hey(url: str, body: bytes | None, connections: int, seconds: float) -> Load:

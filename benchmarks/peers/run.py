@@ -161,7 +161,15 @@ def launch_flask(peer: Peer, python: Path, model: Path, port: int, workers: int)
 
 
 PEERS = {
-    "mlserver": Peer("mlserver", ["mlserver", "mlserver-sklearn"], launch_mlserver, ["mlserver", "mlserver-sklearn"]),
+    # MLServer 1.7.1's inference-pool workers call asyncio.get_event_loop() at start, which uvloop 0.22+
+    # refuses outside a running loop (the workers die and no model loads), hence the uvloop pin.
+    "mlserver": Peer(
+        "mlserver",
+        ["mlserver", "mlserver-sklearn", "uvloop<0.22"],
+        launch_mlserver,
+        ["mlserver", "mlserver-sklearn", "uvloop"],
+        "uvloop<0.22 for MLServer's workers",
+    ),
     "kserve": Peer("kserve", ["kserve"], launch_kserve, ["kserve"], "custom kserve.Model, V1 protocol"),
     "bentoml": Peer("bentoml", ["bentoml"], launch_bentoml, ["bentoml"]),
     "mlflow": Peer("mlflow", ["mlflow"], launch_mlflow, ["mlflow"], "mlflow models serve --env-manager local"),
@@ -193,7 +201,8 @@ def ensure_venv(peer: Peer, cache: Path, reinstall: bool) -> tuple[Path, dict[st
     note = ""
     if reinstall or not stamp.exists() or json.loads(stamp.read_text()).get("spec") != spec:
         with log.open("w") as out:
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, stdout=out, stderr=out)
+            if reinstall or not python.exists():  # otherwise pip brings the existing venv up to the spec
+                subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, stdout=out, stderr=out)
             pinned = [*peer.packages, f"scikit-learn=={sklearn_version()}"]
             pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
             done = subprocess.run([*pip, *pinned], stdout=out, stderr=out).returncode == 0

@@ -401,5 +401,151 @@ def score(
     )
 
 
+@main.command()
+@click.argument("url")
+@click.option("-n", "--requests", type=int, default=None, help="Requests to send (default 1000 unless --duration).")
+@click.option("-c", "--concurrency", type=int, default=None, help="Connections (closed loop); with --rate, the cap.")
+@click.option("--rate", type=float, default=None, help="Open loop: this many requests per second.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--body", default=None, help="Request body: JSON text or @FILE.")
+@click.option("--model", default=None, help="Generate the body from GET /v2/models/MODEL metadata.")
+@click.option("--rows", type=int, default=1, show_default=True, help="Rows in a generated body.")
+@click.option(
+    "--mode",
+    type=click.Choice(["v1", "v2", "raw"]),
+    default=None,
+    help="Route and body: v2 infer, v1 :predict, or raw (URL and body as given). Default v2 with --model.",
+)
+@click.option("-X", "--method", default=None, help="HTTP method (default POST with a body, GET without).")
+@click.option("-H", "--header", "headers", multiple=True, help="Extra header 'Name: value' (repeatable).")
+@click.option("--warmup", type=int, default=0, show_default=True, help="Uncounted requests sent first.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds before a request fails.")
+@click.option("--sweep", default=None, help="Concurrency levels to run in turn, e.g. 1,2,4,8,16.")
+@click.option("--compare", "compare_url", default=None, help="A second URL, run in alternating rounds.")
+@click.option("--rounds", type=int, default=6, show_default=True, help="Rounds for --compare.")
+@click.option("--plot", "plot_path", default=None, help="Write a latency histogram + CDF PNG here.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def bench(
+    url: str,
+    requests: int | None,
+    concurrency: int | None,
+    rate: float | None,
+    duration: float | None,
+    body: str | None,
+    model: str | None,
+    rows: int,
+    mode: str | None,
+    method: str | None,
+    headers: tuple[str, ...],
+    warmup: int,
+    timeout: float,
+    sweep: str | None,
+    compare_url: str | None,
+    rounds: int,
+    plot_path: str | None,
+    as_json: bool,
+) -> None:
+    """Measure response times of any HTTP endpoint (latency percentiles, req/s, errors by status).
+
+    \b
+    modelport bench http://127.0.0.1:8080 --model wine -c 8 -n 5000
+    modelport bench http://127.0.0.1:8080/v2/models/wine/infer --body @req.json --rate 200 --duration 30
+    modelport bench http://127.0.0.1:8080 --model wine --sweep 1,2,4,8,16,32 --plot sweep.png
+    modelport bench http://127.0.0.1:8080 --model wine --compare http://127.0.0.1:9090 --json
+    """
+    from modelport import bench as b
+
+    try:
+        result_json = _bench(
+            b, url, requests, concurrency, rate, duration, body, model, rows, mode, method, headers,
+            warmup, timeout, sweep, compare_url, rounds, plot_path, as_json,
+        )  # fmt: skip
+    except ModelportError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(result_json, indent=2))
+
+
+def _bench(
+    b: Any,
+    url: str,
+    requests: int | None,
+    concurrency: int | None,
+    rate: float | None,
+    duration: float | None,
+    body: str | None,
+    model: str | None,
+    rows: int,
+    mode: str | None,
+    method: str | None,
+    headers: tuple[str, ...],
+    warmup: int,
+    timeout: float,
+    sweep: str | None,
+    compare_url: str | None,
+    rounds: int,
+    plot_path: str | None,
+    as_json: bool,
+) -> Any:
+    from modelport.errors import ConfigError
+
+    mode = mode or ("v2" if model else "raw")
+    pairs = []
+    for h in headers:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"bench: header '{h}' is not 'Name: value'")
+        pairs.append((name.strip(), value.strip()))
+    if sweep and (rate is not None or compare_url):
+        raise ConfigError("bench: --sweep runs closed-loop levels; it cannot be combined with --rate or --compare")
+
+    def target_for(u: str) -> Any:
+        payload: bytes | None = None
+        if body is not None:
+            payload = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
+        elif model is not None:
+            if mode == "raw":
+                raise ConfigError("bench: --model generates a v1 or v2 body; use --mode v1 or v2, or give --body")
+            payload = json.dumps(b.body_from_metadata(b.fetch_metadata(u, model), rows, mode)).encode()
+        return b.make_target(b.endpoint_url(u, model, mode), payload, method, pairs)
+
+    if body is not None and body.startswith("@") and not Path(body[1:]).is_file():
+        raise ConfigError(f"bench: --body file '{body[1:]}' does not exist")
+    target = target_for(url)
+    common: dict[str, Any] = {"warmup": warmup, "timeout": timeout, "progress": not as_json}
+    if sweep:
+        try:
+            levels = [int(x) for x in sweep.split(",") if x.strip()]
+        except ValueError as exc:
+            raise ConfigError(f"bench: --sweep '{sweep}' is not a comma-separated list of integers") from exc
+        if not levels or min(levels) < 1:
+            raise ConfigError(f"bench: --sweep '{sweep}' needs concurrency levels of at least 1")
+        results = b.sweep(target, levels, requests=requests, duration=duration, **common)
+        if plot_path:
+            b.plot_results(plot_path, results, [f"c={r.concurrency}" for r in results], sweep_results=True)
+        if as_json:
+            return {"sweep": [r.summary() for r in results]}
+        click.echo(f"{target.label}  sweep over concurrency {levels}")
+        click.echo(b.format_sweep(results))
+        return None
+    c = concurrency if concurrency is not None else (100 if rate is not None else 1)
+    if compare_url:
+        other = target_for(compare_url)
+        ra, rb = b.compare(target, other, rounds, requests, duration, concurrency=c, rate=rate, **common)
+        if plot_path:
+            b.plot_results(plot_path, [ra, rb], ["A " + target.url, "B " + other.url])
+        if as_json:
+            return {"a": ra.summary(), "b": rb.summary(), "ratios_b_over_a": b.ratios(ra, rb)}
+        click.echo(b.format_compare(ra, rb))
+        return None
+    result = b.run(target, requests, c, rate, duration, **common)
+    if plot_path:
+        b.plot_results(plot_path, [result])
+    if as_json:
+        return result.summary()
+    click.echo(b.format_result(result))
+    return None
+
+
 if __name__ == "__main__":
     main()

@@ -12,9 +12,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from modelport.metrics import observe_inference
 from modelport.model import Model
 from modelport.repository import Repository
-from modelport.signature import Batch
+from modelport.signature import Batch, batch_rows
 
 __all__ = ["DataPlane"]
 
@@ -40,6 +41,7 @@ class DataPlane:
         else:
             result = model.run(batch, outputs)
         took = time.perf_counter() - start
+        observe_inference(model.name, model.version, took, batch_rows(batch))
         self._cost[key] = took if cost == 0.0 else 0.8 * cost + 0.2 * took
         return result
 

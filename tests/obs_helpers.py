@@ -67,3 +67,22 @@ def scrape(url: str) -> dict[str, float]:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             out[f"{sample.name}{{{labels}}}"] = sample.value
     return out
+
+
+class SlowModel:
+    """Takes ``delay`` seconds to predict and touches ``$MODELPORT_TEST_MARKER`` when it starts,
+    so a test knows a request is in flight without guessing."""
+
+    n_features_in_ = 2
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def predict(self, X: Any) -> Any:
+        import numpy as np
+
+        marker = os.environ.get("MODELPORT_TEST_MARKER")
+        if marker:
+            Path(marker).touch()
+        time.sleep(self.delay)
+        return np.zeros(len(X))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -230,3 +231,30 @@ def test_a_real_prometheus_scrapes_the_request_counter(repo_dir: Path, tmp_path:
             proc.terminate()
             proc.wait(timeout=30)
             log.close()
+
+
+@pytest.mark.slow
+def test_workers_share_a_temporary_metrics_dir_removed_on_exit(repo_dir: Path, tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with run_server(repo_dir / "diabetes", "--workers", "2", env={"TMPDIR": str(tmp)}) as server:
+        assert httpx.post(server.url + "/v2/models/diabetes/infer", json=v2_body()).status_code == 200
+        made = list(tmp.glob("modelport-metrics-*"))
+        assert len(made) == 1
+        assert list(made[0].glob("counter_*.db"))
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0
+    assert not made[0].exists()
+
+
+@pytest.mark.slow
+def test_an_operator_metrics_dir_is_emptied_at_start_and_kept(repo_dir: Path, tmp_path: Path) -> None:
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    (mp / "counter_1.db").write_bytes(b"stale data from an earlier run")
+    with run_server(repo_dir / "diabetes", "--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(mp)}) as server:
+        assert httpx.post(server.url + "/v2/models/diabetes/infer", json=v2_body()).status_code == 200
+        samples = scrape(server.url)
+    assert not (mp / "counter_1.db").exists()
+    assert list(mp.glob("counter_*.db"))
+    assert samples['modelport_requests_total{model="diabetes",protocol="v2",status="200",version="2"}'] == 1.0

@@ -141,6 +141,10 @@ def serve(config: ServeConfig) -> None:
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
+        if config.metrics and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set by the operator: honour it
+            from modelport.metrics import prepare_multiprocess
+
+            prepare_multiprocess(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         app = build_app(config)
         _report(app, config)
         uvicorn.run(app, **common)

@@ -48,8 +48,11 @@ def _record(**changes: object) -> RequestRecord:
     return base
 
 
+Captured = tuple[logging.Logger, io.StringIO, "logging.StreamHandler[io.StringIO]"]
+
+
 @pytest.fixture
-def captured() -> Iterator[tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]]]:
+def captured() -> Iterator[Captured]:
     logger = logging.getLogger("modelport.access.test")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -60,7 +63,7 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO, logging.StreamHand
     logger.removeHandler(handler)
 
 
-def test_json_access_line_has_the_request_fields(captured: tuple) -> None:  # type: ignore[type-arg]
+def test_json_access_line_has_the_request_fields(captured: Captured) -> None:
     logger, stream, handler = captured
     handler.setFormatter(JsonFormatter())
     AccessLog(logger).observe(_record(status=400, error="model 'diabetes': unknown input 'x'"))
@@ -82,7 +85,7 @@ def test_json_access_line_has_the_request_fields(captured: tuple) -> None:  # ty
     }
 
 
-def test_text_access_line_is_one_readable_line(captured: tuple) -> None:  # type: ignore[type-arg]
+def test_text_access_line_is_one_readable_line(captured: Captured) -> None:
     logger, stream, handler = captured
     handler.setFormatter(TextFormatter())
     AccessLog(logger).observe(_record(model=None, version=None, path="/v2/health/ready", method="GET", status=503))
@@ -91,7 +94,7 @@ def test_text_access_line_is_one_readable_line(captured: tuple) -> None:  # type
     assert text.rstrip().endswith("INFO modelport.access.test: GET /v2/health/ready 503 3.457 ms id=client-7")
 
 
-def test_access_log_respects_the_level(captured: tuple) -> None:  # type: ignore[type-arg]
+def test_access_log_respects_the_level(captured: Captured) -> None:
     logger, stream, handler = captured
     handler.setFormatter(JsonFormatter())
     logger.setLevel(logging.WARNING)

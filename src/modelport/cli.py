@@ -149,6 +149,44 @@ def _parse_size(value: str) -> int:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--log-format",
+    default="auto",
+    show_default=True,
+    envvar="MODELPORT_LOG_FORMAT",
+    type=click.Choice(["json", "text", "auto"]),
+    help="json: one object per line; text: for people; auto: text on a terminal, json otherwise.",
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
+@click.option("--metrics/--no-metrics", default=True, show_default=True, help="Prometheus metrics at /metrics.")
+@click.option(
+    "--payload-log",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="MODELPORT_PAYLOAD_LOG",
+    help="Record every inference request and response to Parquet files in DIR (read with 'modelport payloads').",
+)
+@click.option(
+    "--payload-log-max-size",
+    default="64MiB",
+    show_default=True,
+    help="Start a new payload file after this many bytes.",
+)
+@click.option(
+    "--payload-log-max-age",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Start a new payload file after this many seconds.",
+)
+@click.option(
+    "--drain-seconds",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="MODELPORT_DRAIN_SECONDS",
+    help="On SIGTERM, answer readiness 503 but keep serving this long before stopping (load balancer drain).",
+)
 def serve(
     path: str,
     host: str,
@@ -166,18 +204,24 @@ def serve(
     max_latency_ms: float,
     grace_seconds: float,
     log_level: str,
+    log_format: str,
+    access_log: bool,
+    metrics: bool,
+    payload_log: str | None,
+    payload_log_max_size: str,
+    payload_log_max_age: float,
+    drain_seconds: float,
 ) -> None:
     """Serve a model or a repository of models over KServe V1 and V2 REST.
 
     PATH is an artifact (model.onnx, model.joblib, an MLflow or Spark ML directory), or a
     repository laid out NAME/[VERSION/]ARTIFACT; local, s3:// or gs://.
     """
-    import logging
-
+    from modelport.logs import configure_logging
     from modelport.server.run import ServeConfig
     from modelport.server.run import serve as run_server
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
     config = ServeConfig(
@@ -197,6 +241,13 @@ def serve(
         max_batch_size=max_batch_size,
         max_latency_ms=max_latency_ms,
         grpc_port=grpc_port,
+        log_format=log_format,
+        access_log=access_log,
+        metrics=metrics,
+        payload_log=payload_log,
+        payload_log_max_bytes=_parse_size(payload_log_max_size),
+        payload_log_max_seconds=payload_log_max_age,
+        drain_seconds=drain_seconds,
     )
     try:
         run_server(config)
@@ -276,6 +327,54 @@ def predict(path: str, input_: str, outputs: tuple[str, ...], no_compile: bool) 
     except ModelportError as exc:
         _fail(exc)
     click.echo(json.dumps({k: _jsonable(v) for k, v in result.items()}))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array with inputs and outputs parsed.")
+@click.option("--model", default=None, help="Only this model's requests.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the newest N requests.")
+def payloads(directory: str, as_json: bool, model: str | None, limit: int | None) -> None:
+    """Show the requests and responses a server recorded with --payload-log DIR."""
+    from modelport.payload_log import iter_rows, read_payloads
+
+    try:
+        table = read_payloads(directory, model=model)
+    except ModelportError as exc:
+        _fail(exc)
+    if limit is not None and table.num_rows > limit:
+        table = table.slice(table.num_rows - limit)
+    rows = list(iter_rows(table))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no payloads recorded in {directory}")
+        return
+    header = ("time", "id", "model", "version", "status", "latency_ms", "inputs", "outputs")
+    cells = [
+        [
+            str(r["time"]),
+            str(r["id"]),
+            str(r["model"]),
+            "" if r["version"] is None else str(r["version"]),
+            str(r["status"]),
+            f"{r['latency_ms']:.2f}",
+            _clip(r["inputs"]),
+            _clip(r["outputs"] if r["outputs"] is not None else r["error"]),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for c in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+    click.echo(f"{len(rows)} requests")
+
+
+def _clip(value: Any, width: int = 48) -> str:
+    text = "" if value is None else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _payload_to_inputs(model: Any, payload: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import (
@@ -29,6 +29,9 @@ from modelport.observe import Observer, RequestRecord
 from modelport.repository import Repository
 from modelport.server import ui, v1, v2
 from modelport.server.http import Request, Response, dumps, error_response, json_response
+
+if TYPE_CHECKING:
+    from modelport.metrics import Metrics
 
 __all__ = ["DEFAULT_MAX_BODY", "ModelportApp", "ServerOptions"]
 
@@ -62,6 +65,10 @@ class ServerOptions:
     batching: BatchingPolicy | None = None
     grpc_host: str = "127.0.0.1"
     grpc_port: int | None = None
+    # Serves /metrics and counts in-flight requests; also add it to ``observers``.
+    metrics: Metrics | None = None
+    # Set by ``serve``: on SIGTERM readiness turns false this long before the server stops.
+    drain_seconds: float | None = None
 
 
 class ModelportApp:
@@ -76,6 +83,10 @@ class ModelportApp:
         self._any_origin = b"*" in self._origins
         self._openapi: bytes | None = None
         self._observers = list(self.options.observers)
+        self._metrics = self.options.metrics
+        self.draining = False
+        if self._metrics is not None:
+            self._metrics.watch(repository)
 
     # -- ASGI ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,16 +110,22 @@ class ModelportApp:
                         await send({"type": "lifespan.startup.failed", "message": f"gRPC: {exc}"})
                         return
                     log.info("gRPC V2 on %s:%d", self.options.grpc_host, self.options.grpc_port)
+                if self.options.drain_seconds is not None:
+                    from modelport.server.shutdown import install_drain
+
+                    install_drain(self, self.options.drain_seconds)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if grpc_server is not None:
                     await grpc_server.stop(grace=5.0)
                 self.repository.close()
+                self._close_observers()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     def ready(self) -> bool:
-        return self.repository.ready()
+        """Every model has an available version and the server is not draining."""
+        return self.repository.ready() and not self.draining
 
     @property
     def has_observers(self) -> bool:
@@ -122,7 +139,31 @@ class ModelportApp:
             except Exception:  # an observer's bug must not fail requests
                 log.exception("observer %r failed", observer)
 
+    def start_draining(self) -> None:
+        """Answer readiness with 503 from now on, so load balancers stop sending traffic."""
+        self.draining = True
+
+    def _close_observers(self) -> None:
+        for observer in self._observers:
+            close = getattr(observer, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("observer %r failed to close", observer)
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+            try:
+                await self._handle(scope, receive, send)
+            finally:
+                metrics.in_flight.dec()
+        else:
+            await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         method: str = scope["method"]
@@ -299,7 +340,14 @@ class ModelportApp:
         return Response(200, b"")
 
     def _ready(self) -> Response:
-        return Response(200 if self.repository.ready() else 503, b"")
+        return Response(200 if self.ready() else 503, b"")
+
+    def _metrics_page(self) -> Response:
+        from modelport.metrics import CONTENT_TYPE
+
+        if self._metrics is None:
+            raise NotFound("metrics are off; start the server without --no-metrics")
+        return Response(200, self._metrics.render(), headers=((b"content-type", CONTENT_TYPE.encode()),))
 
     def _server_meta(self) -> Response:
         return json_response(self.plane.server_metadata())
@@ -328,6 +376,7 @@ class ModelportApp:
         "/v2": ("GET", _server_meta),
         "/v1/models": ("GET", _v1_list),
         "/openapi.json": ("GET", _openapi_json),
+        "/metrics": ("GET", _metrics_page),
         "/docs": ("GET", _docs),
         "/": ("GET", _index),
     }

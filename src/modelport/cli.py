@@ -115,6 +115,20 @@ def _parse_size(value: str) -> int:
     help="On SIGTERM, how long in-flight requests may take to finish.",
 )
 @click.option(
+    "--poll-seconds",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="MODELPORT_POLL_SECONDS",
+    help="How often to check the repository for new, changed or removed versions; 0 turns it off.",
+)
+@click.option(
+    "--admin-token",
+    envvar="MODELPORT_ADMIN_TOKEN",
+    default=None,
+    help="Enable the V2 repository extension (load/unload/index), guarded by 'Authorization: Bearer TOKEN'.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -132,6 +146,8 @@ def serve(
     ssl_keyfile: str | None,
     no_compile: bool,
     grace_seconds: float,
+    poll_seconds: float,
+    admin_token: str | None,
     log_level: str,
 ) -> None:
     """Serve a model or a repository of models over KServe V1 and V2 REST.
@@ -160,6 +176,8 @@ def serve(
         compile=False if no_compile else None,
         log_level=log_level,
         grace_seconds=grace_seconds,
+        poll_seconds=poll_seconds,
+        admin_token=admin_token,
     )
     try:
         run_server(config)

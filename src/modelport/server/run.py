@@ -37,12 +37,19 @@ class ServeConfig:
     compile: bool | None = None
     log_level: str = "info"
     grace_seconds: float = 10.0
+    poll_seconds: float = 5.0
+    admin_token: str | None = None
 
 
 def build_app(config: ServeConfig) -> ModelportApp:
     repository = Repository(config.root, compile=config.compile).load()
+    # Each worker process polls and reloads on its own (see docs/versions-and-traffic.md).
+    repository.watch(config.poll_seconds)
     options = ServerOptions(
-        auth_token=config.auth_token, max_body=config.max_body, cors_origins=tuple(config.cors_origins)
+        auth_token=config.auth_token,
+        admin_token=config.admin_token,
+        max_body=config.max_body,
+        cors_origins=tuple(config.cors_origins),
     )
     return ModelportApp(repository, options)
 

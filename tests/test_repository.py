@@ -371,3 +371,14 @@ async def test_load_reports_a_bad_traffic_config_and_a_failed_version(versioned:
         infer = await c.post("/v2/models/m/infer", json=v2_body())
         assert infer.status_code == 200 and infer.json()["model_version"] == "2"
     repo.close()
+
+
+async def test_metadata_shows_a_config_error_kept_from_polling(versioned: Path) -> None:
+    repo = Repository(str(versioned)).load()
+    write_config(versioned / "m", "[versions]\nlatest = 0\n")
+    repo.refresh()
+    async with _client(repo) as c:
+        meta = (await c.get("/v2/models/m")).json()
+    assert meta["config_error"] == f"{versioned}/m/modelport.toml: [versions] latest must be an integer >= 1, got 0"
+    assert [s["state"] for s in meta["version_states"]] == ["AVAILABLE", "AVAILABLE"]
+    repo.close()

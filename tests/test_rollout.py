@@ -122,6 +122,7 @@ def test_zero_downtime_rollout(tmp_path: Path) -> None:
     assert all(results), "every client got answers"
     assert elapsed >= MIN_SECONDS
     assert final == [{"name": "m", "version": "4", "state": "AVAILABLE", "reason": ""}]
+    assert "closing anyway" not in server.log()  # every drain finished before its version closed
 
     for a in answers:
         assert a.version is not None and a.value == float(a.version), a

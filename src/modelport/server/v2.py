@@ -42,6 +42,8 @@ def model_metadata(plane: DataPlane, name: str, version: str | None) -> Response
         body["traffic"] = {str(n): share for n, share in entry.route.shares().items()}
         if entry.route.shadow is not None:
             body["shadow_version"] = str(entry.route.shadow[0])
+    if entry.config_error:
+        body["config_error"] = entry.config_error
     return json_response(body)
 
 

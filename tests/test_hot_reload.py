@@ -122,3 +122,49 @@ def test_bad_traffic_config_stops_the_server_at_start(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path}/m/modelport.toml: [traffic] weights are all 0; give at least one version a positive weight"
     )
+
+
+def test_poller_follows_an_s3_root(tmp_path: Path) -> None:
+    """An s3:// repository on a local moto server: a new version appears, an old one goes."""
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("s3fs")
+    from tests.conftest import free_port
+
+    port = free_port()
+    moto = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    moto.start()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "MODELPORT_CACHE": str(tmp_path / "cache"),
+    }
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        s3.create_bucket(Bucket="models")
+        local = tmp_path / "local"
+        for v in (1, 2):
+            add_version(local / "m", v)
+
+        def upload(version: int) -> None:
+            path = local / "m" / str(version) / "model.joblib"
+            s3.put_object(Bucket="models", Key=f"repo/m/{version}/model.joblib", Body=path.read_bytes())
+
+        upload(1)
+        with run_server("s3://models/repo", "--poll-seconds", "0.3", "--admin-token", "adm", env=env) as server:
+            assert _answer(server.url) == "1"
+            upload(2)
+            wait_for(lambda: _answer(server.url) == "2", "version 2 from S3")
+            s3.delete_object(Bucket="models", Key="repo/m/1/model.joblib")
+            wait_for(lambda: [r["version"] for r in _index(server.url)] == ["2"], "version 1 to go")
+            assert {_answer(server.url) for _ in range(10)} == {"2"}
+    finally:
+        moto.stop()

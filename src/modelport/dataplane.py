@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ log = logging.getLogger("modelport.shadow")
 MAX_SHADOW_INFLIGHT = 64
 """Shadow copies beyond this many at once are dropped (and counted): the shadow never slows serving."""
 
+SHADOW_THREADS = 2
+
 THREAD_AFTER_S = 0.002
 """Predicts slower than this (moving average) run in a thread; see docs/ARCHITECTURE.md."""
 
@@ -40,6 +43,7 @@ class DataPlane:
         """Per (model, shadow version): calls, errors, drops, mismatches with the primary, latency."""
         self.shadow_observers: list[ShadowObserver] = []
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._shadow_pool: ThreadPoolExecutor | None = None
 
     def model(self, name: str, version: str | None = None, headers: Mapping[bytes, bytes] | None = None) -> Model:
         """The model to use for ``name``.
@@ -88,7 +92,10 @@ class DataPlane:
         matched: bool | None = None
         start = time.perf_counter()
         try:
-            answer = await asyncio.to_thread(model.run, batch, None)
+            if self._shadow_pool is None:
+                # Its own threads: shadow copies never queue ahead of slow primary predicts.
+                self._shadow_pool = ThreadPoolExecutor(SHADOW_THREADS, thread_name_prefix="modelport-shadow")
+            answer = await asyncio.get_running_loop().run_in_executor(self._shadow_pool, model.run, batch, None)
             if result is not None:
                 matched = all(
                     np.array_equal(np.asarray(answer[k]), np.asarray(v)) for k, v in result.items() if k in answer

@@ -429,11 +429,16 @@ class Repository:
         self._watcher.start()
 
     def _poll(self, poll_seconds: float) -> None:
+        last_error = ""
         while not self._stop.wait(poll_seconds):
             try:
                 self.refresh()
-            except Exception:  # a flaky disk or bucket must not stop the poller
-                log.exception("repository poll of %s failed", self.root)
+                last_error = ""
+            except Exception as exc:  # a flaky disk or bucket must not stop the poller
+                text = f"{type(exc).__name__}: {exc}"
+                if text != last_error:  # once per distinct failure, not every poll
+                    log.exception("repository poll of %s failed; serving what is loaded", self.root)
+                last_error = text
 
     # -- explicit control (the V2 repository extension) --------------------------
     def load_named(self, name: str) -> ModelEntry:

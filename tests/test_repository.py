@@ -382,3 +382,15 @@ async def test_metadata_shows_a_config_error_kept_from_polling(versioned: Path) 
     assert meta["config_error"] == f"{versioned}/m/modelport.toml: [versions] latest must be an integer >= 1, got 0"
     assert [s["state"] for s in meta["version_states"]] == ["AVAILABLE", "AVAILABLE"]
     repo.close()
+
+
+async def test_openapi_follows_the_repository(versioned: Path) -> None:
+    repo = Repository(str(versioned)).load()
+    async with _client(repo) as c:
+        before = (await c.get("/openapi.json")).json()["paths"]
+        assert "/v2/repository/models/{model}/load" in before and "/v2/models/late/infer" not in before
+        add_version(versioned / "late", 1)
+        repo.refresh()
+        after = (await c.get("/openapi.json")).json()["paths"]
+    assert "/v2/models/late/infer" in after
+    repo.close()

@@ -170,6 +170,8 @@ class Repository:
         self.single_name = name
         self.drain_seconds = 60.0
         """How long an unload waits for in-flight requests before closing anyway."""
+        self.generation = 0
+        """Counts changes, so caches built from the repository (the OpenAPI document) know when to rebuild."""
         self._entries: dict[str, ModelEntry] = {}
         self._leases: dict[int, VersionEntry] = {}
         self._lock = threading.RLock()
@@ -313,6 +315,7 @@ class Repository:
             entry.config_error,
         )
         self._entries = {**self._entries, entry.name: fresh}
+        self.generation += 1
         return fresh
 
     def _drop(self, name: str, v: VersionEntry) -> None:
@@ -391,6 +394,7 @@ class Repository:
             if v.state == "AVAILABLE":
                 self._drop(name, v)
         self._entries = {k: e for k, e in self._entries.items() if k != name}
+        self.generation += 1
         log.info("model %s removed", name)
 
     def load(self) -> Repository:

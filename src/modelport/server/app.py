@@ -78,6 +78,7 @@ class ModelportApp:
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
         self._any_origin = b"*" in self._origins
         self._openapi: bytes | None = None
+        self._openapi_generation = -1
         self._observers = list(self.options.observers)
 
     # -- ASGI ------------------------------------------------------------------
@@ -310,7 +311,6 @@ class ModelportApp:
                 raise BadRequest(exc.message) from None
         else:
             await asyncio.to_thread(self.repository.unload_named, name)
-        self._openapi = None
         return Response(200, b"{}")
 
     def _live(self) -> Response:
@@ -326,10 +326,12 @@ class ModelportApp:
         return v1.list_models(self.plane)
 
     def _openapi_json(self) -> Response:
-        if self._openapi is None:
+        generation = self.repository.generation
+        if self._openapi is None or generation != self._openapi_generation:
             from modelport.server.openapi import build_openapi
 
             self._openapi = dumps(build_openapi(self.repository))
+            self._openapi_generation = generation
         return Response(200, self._openapi)
 
     def _docs(self) -> Response:

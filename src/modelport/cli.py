@@ -108,6 +108,28 @@ def _parse_size(value: str) -> int:
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--no-compile", is_flag=True, help="Serve every model with its native runtime.")
 @click.option(
+    "--batching",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    envvar="MODELPORT_BATCHING",
+    help="auto: batch models whose predict is expensive; on/off for all. A model's [batching] table wins.",
+)
+@click.option(
+    "--max-batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Rows per batched predict (with --batching on).",
+)
+@click.option(
+    "--max-latency-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="How long a request may wait for others (0: only for those already read).",
+)
+@click.option(
     "--grace-seconds",
     default=10.0,
     show_default=True,
@@ -145,6 +167,9 @@ def serve(
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     no_compile: bool,
+    batching: str,
+    max_batch_size: int,
+    max_latency_ms: float,
     grace_seconds: float,
     poll_seconds: float,
     admin_token: str | None,
@@ -176,6 +201,9 @@ def serve(
         compile=False if no_compile else None,
         log_level=log_level,
         grace_seconds=grace_seconds,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
         poll_seconds=poll_seconds,
         admin_token=admin_token,
     )

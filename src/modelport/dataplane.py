@@ -1,8 +1,14 @@
 """The transport-agnostic core: Batch in, Batch out. V1, V2 and the UI only translate.
 
-Fast models run on the event loop: handing a 10 µs predict to a thread costs more
-than it saves. A model whose recent predicts took longer than ``THREAD_AFTER_S``
-moves to a worker thread so it cannot stall other requests.
+Two decisions are made here per model version, from measurements:
+
+- **Where predict runs.** Fast models run on the event loop: handing a 10 µs predict to
+  a thread costs more than it saves. A model whose recent predicts average more than
+  ``THREAD_AFTER_S`` moves to a worker thread so it cannot stall other requests.
+- **Whether requests are batched.** ``[batching]`` in modelport.toml (or the server's
+  ``--max-batch-size``) turns it on or off explicitly. Left on ``auto``, a model whose
+  predict costs more than ``AUTO_BATCH_AFTER_S`` per call gets a batcher (its per-call
+  overhead is what batching amortises); a cheaper one is not worth the extra hop.
 """
 
 from __future__ import annotations
@@ -10,19 +16,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from modelport.batching import Batcher
+from modelport.config import BatchingConfig
 from modelport.errors import ModelportError
 from modelport.model import Model
 from modelport.repository import Repository, VersionEntry
 from modelport.router import ShadowObserver, ShadowStats
-from modelport.signature import Batch
+from modelport.signature import Batch, batch_rows
 
-__all__ = ["DataPlane"]
+__all__ = ["AUTO_BATCH_AFTER_S", "DEFAULT_AUTO_BATCH", "THREAD_AFTER_S", "DataPlane"]
 
 log = logging.getLogger("modelport.shadow")
 
@@ -32,13 +42,33 @@ MAX_SHADOW_INFLIGHT = 64
 SHADOW_THREADS = 2
 
 THREAD_AFTER_S = 0.002
-"""Predicts slower than this (moving average) run in a thread; see docs/ARCHITECTURE.md."""
+AUTO_BATCH_AFTER_S = 0.0002
+DEFAULT_AUTO_BATCH = BatchingConfig(max_batch_size=64, max_latency_ms=0.0)
+
+
+class _ModelState:
+    __slots__ = ("auto", "batcher", "calls", "cost")
+
+    def __init__(self) -> None:
+        self.cost = 0.0  # moving average of one predict call, seconds
+        self.calls = 0
+        self.batcher: Batcher | None = None
+        self.auto = False
+
+
+@dataclass
+class BatchingPolicy:
+    """Server-wide default; a model's own ``[batching]`` wins. ``None`` = auto."""
+
+    default: BatchingConfig | None = None
+    auto: bool = True
 
 
 class DataPlane:
-    def __init__(self, repository: Repository) -> None:
+    def __init__(self, repository: Repository, batching: BatchingPolicy | None = None) -> None:
         self.repository = repository
-        self._cost: dict[int, float] = {}
+        self.batching = batching or BatchingPolicy()
+        self._states: weakref.WeakKeyDictionary[Model, _ModelState] = weakref.WeakKeyDictionary()
         self.shadow_stats: dict[tuple[str, int], ShadowStats] = {}
         """Per (model, shadow version): calls, errors, drops, mismatches with the primary, latency."""
         self.shadow_observers: list[ShadowObserver] = []
@@ -114,20 +144,63 @@ class DataPlane:
             except Exception:
                 log.exception("shadow observer %r failed", observer)
 
+    def _state(self, model: Model) -> _ModelState:
+        state = self._states.get(model)
+        if state is None:
+            state = self._states[model] = _ModelState()
+            config = model.batching or self.batching.default
+            if config is not None:
+                if config.enabled:
+                    state.batcher = self._batcher(model, state, config)
+            else:
+                state.auto = self.batching.auto
+        return state
+
+    def _batcher(self, model: Model, state: _ModelState, config: BatchingConfig) -> Batcher:
+        async def run(batch: Batch) -> Batch:
+            return await self._run(model, state, batch, None)
+
+        return Batcher(run, config.max_batch_size, config.max_latency_ms)
+
     async def infer(self, model: Model, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
-        """Predict on a checked Batch, off the event loop when the model is slow."""
-        key = id(model)
-        cost = self._cost.get(key, 0.0)
+        """Predict on a checked Batch: batched, threaded or inline as measured."""
+        state = self._state(model)
+        if state.batcher is not None:
+            if outputs is not None:
+                model.run_outputs_check(outputs)
+            return await state.batcher.submit(batch, batch_rows(batch), outputs)
+        result = await self._run(model, state, batch, outputs)
+        if state.auto and state.calls >= 20 and state.cost > AUTO_BATCH_AFTER_S:
+            state.auto = False
+            state.batcher = self._batcher(model, state, DEFAULT_AUTO_BATCH)
+        return result
+
+    async def _run(self, model: Model, state: _ModelState, batch: Batch, outputs: Sequence[str] | None) -> Batch:
+        cost = state.cost
         start = time.perf_counter()
         if cost > THREAD_AFTER_S:
             result = await asyncio.to_thread(model.run, batch, outputs)
         else:
             result = model.run(batch, outputs)
         took = time.perf_counter() - start
-        self._cost[key] = took if cost == 0.0 else 0.8 * cost + 0.2 * took
+        state.cost = took if state.calls == 0 else 0.8 * cost + 0.2 * took
+        state.calls += 1
         return result
+
+    def batching_info(self, model: Model) -> dict[str, Any]:
+        state = self._states.get(model)
+        if state is None or state.batcher is None:
+            return {"enabled": False}
+        b = state.batcher
+        return {
+            "enabled": True,
+            "max_batch_size": b.max_batch_size,
+            "max_latency_ms": b.max_latency * 1000,
+            "batches": b.batches_run,
+            "rows": b.rows_run,
+        }
 
     def server_metadata(self) -> dict[str, Any]:
         from modelport import __version__
 
-        return {"name": "modelport", "version": __version__, "extensions": ["model_repository"]}
+        return {"name": "modelport", "version": __version__, "extensions": ["binary_tensor_data", "model_repository"]}

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelport.dataplane import DataPlane
+from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import (
     BadRequest,
     ConfigError,
@@ -64,6 +64,7 @@ class ServerOptions:
     max_body: int = DEFAULT_MAX_BODY
     cors_origins: tuple[str, ...] = ()
     observers: list[Observer] = field(default_factory=list)
+    batching: BatchingPolicy | None = None
 
 
 class ModelportApp:
@@ -71,8 +72,8 @@ class ModelportApp:
 
     def __init__(self, repository: Repository, options: ServerOptions | None = None) -> None:
         self.repository = repository
-        self.plane = DataPlane(repository)
         self.options = options or ServerOptions()
+        self.plane = DataPlane(repository, self.options.batching)
         self._token = self.options.auth_token.encode() if self.options.auth_token else None
         self._admin = self.options.admin_token.encode() if self.options.admin_token else None
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
@@ -202,7 +203,8 @@ class ModelportApp:
         ctype = headers.get(b"content-type")
         if ctype is not None:
             base = ctype.split(b";", 1)[0].strip().lower()
-            if base not in _JSON_TYPES and not base.endswith(b"+json"):
+            binary = base == b"application/octet-stream" and b"inference-header-content-length" in headers
+            if not binary and base not in _JSON_TYPES and not base.endswith(b"+json"):
                 raise UnsupportedMediaType(
                     f"content type '{base.decode('latin-1')}' is not supported; send {_ALLOWED_TYPES_TEXT}"
                 )

@@ -14,6 +14,8 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from modelport.config import BatchingConfig
+from modelport.dataplane import BatchingPolicy
 from modelport.repository import Repository
 from modelport.server.app import DEFAULT_MAX_BODY, ModelportApp, ServerOptions
 
@@ -37,6 +39,9 @@ class ServeConfig:
     compile: bool | None = None
     log_level: str = "info"
     grace_seconds: float = 10.0
+    batching: str = "auto"  # "auto", "off", or "on" with the two values below
+    max_batch_size: int = 64
+    max_latency_ms: float = 0.0
     poll_seconds: float = 5.0
     admin_token: str | None = None
 
@@ -50,8 +55,18 @@ def build_app(config: ServeConfig) -> ModelportApp:
         admin_token=config.admin_token,
         max_body=config.max_body,
         cors_origins=tuple(config.cors_origins),
+        batching=batching_policy(config),
     )
     return ModelportApp(repository, options)
+
+
+def batching_policy(config: ServeConfig) -> BatchingPolicy:
+    """Server-wide batching default; each model's own [batching] table still wins."""
+    if config.batching == "off":
+        return BatchingPolicy(default=BatchingConfig(max_batch_size=0), auto=False)
+    if config.batching == "on":
+        return BatchingPolicy(default=BatchingConfig(config.max_batch_size, config.max_latency_ms), auto=False)
+    return BatchingPolicy(auto=True)
 
 
 def app_from_env() -> ModelportApp:

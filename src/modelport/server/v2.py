@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 
 from modelport.dataplane import DataPlane
 from modelport.errors import BadRequest
 from modelport.model import Model
+from modelport.server.binary import HEADER, encode_tensor, split_body, tensor_from_bytes
 from modelport.server.http import Request, Response, dumps, json_response
 from modelport.signature import Batch
 
@@ -59,7 +61,7 @@ def model_ready(plane: DataPlane, name: str, version: str | None) -> Response:
     return Response(200 if ok else 400, b"")
 
 
-def decode_infer(model: Model, body: Any) -> tuple[Batch, list[str] | None]:
+def decode_infer(model: Model, body: Any, binary: memoryview | None = None) -> tuple[Batch, list[str] | None]:
     """A V2 infer body to a checked Batch and the requested output names."""
     if not isinstance(body, dict):
         raise BadRequest(f"model '{model.name}': the V2 infer body must be a JSON object with an 'inputs' list")
@@ -68,17 +70,35 @@ def decode_infer(model: Model, body: Any) -> tuple[Batch, list[str] | None]:
         raise BadRequest(f"model '{model.name}': the V2 infer body needs 'inputs': a list of tensors")
     plan = model.plan
     batch: Batch = {}
+    offset = 0
     for i, tensor in enumerate(inputs):
         if not isinstance(tensor, dict):
             raise BadRequest(f"model '{model.name}': inputs[{i}] must be an object with name, shape, datatype, data")
-        missing = [k for k in ("name", "shape", "datatype", "data") if k not in tensor]
+        params = tensor.get("parameters") or {}
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        required = ("name", "shape", "datatype") if size is not None else ("name", "shape", "datatype", "data")
+        missing = [k for k in required if k not in tensor]
         if missing:
             label = tensor.get("name", f"#{i}")
             raise BadRequest(f"model '{model.name}': input '{label}' lacks {', '.join(missing)}")
         name = tensor["name"]
         if name in batch:
             raise BadRequest(f"model '{model.name}': input '{name}' appears twice")
-        batch[name] = plan.coerce_shaped(name, tensor["data"], tensor["datatype"], tensor["shape"])
+        data = tensor.get("data")
+        if size is not None:
+            if binary is None:
+                raise BadRequest(
+                    f"model '{model.name}': input '{name}' has binary_data_size but the request has no "
+                    "Inference-Header-Content-Length header"
+                )
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise BadRequest(
+                    f"model '{model.name}': input '{name}' declares binary_data_size {size!r}, but only "
+                    f"{len(binary) - offset} binary bytes remain"
+                )
+            data = tensor_from_bytes(binary[offset : offset + size], name, str(tensor["datatype"]), tensor["shape"])
+            offset += size
+        batch[name] = plan.coerce_shaped(name, data, tensor["datatype"], tensor["shape"])
     plan.check(batch)
     outputs = None
     requested = body.get("outputs")
@@ -97,35 +117,67 @@ def _tensor_data(arr: np.ndarray) -> Any:
     return np.ascontiguousarray(arr).reshape(-1)
 
 
-def encode_outputs(model: Model, result: Batch) -> list[dict[str, Any]]:
+def _binary_wanted(body: dict[str, Any]) -> tuple[bool, dict[str, bool]]:
+    """The request's ``binary_data_output`` default and each output's own ``binary_data``."""
+    params = body.get("parameters") or {}
+    default = bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
+    per: dict[str, bool] = {}
+    for o in body.get("outputs") or ():
+        p = o.get("parameters") or {}
+        if isinstance(p, dict) and "binary_data" in p:
+            per[o["name"]] = bool(p["binary_data"])
+    return default, per
+
+
+def encode_outputs(
+    model: Model, result: Batch, binary: tuple[bool, dict[str, bool]] = (False, {})
+) -> tuple[list[dict[str, Any]], list[bytes]]:
     specs = {s.name: s for s in model.signature.outputs}
+    default, per = binary
     out = []
+    raw: list[bytes] = []
     for name, arr in result.items():
         spec = specs.get(name)
-        out.append(
-            {
-                "name": name,
-                "datatype": spec.datatype if spec is not None else "FP64",
-                "shape": list(arr.shape),
-                "data": _tensor_data(arr),
-            }
-        )
-    return out
+        datatype = spec.datatype if spec is not None else "FP64"
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        if per.get(name, default):
+            chunk = encode_tensor(arr, datatype)
+            entry["parameters"] = {"binary_data_size": len(chunk)}
+            raw.append(chunk)
+        else:
+            entry["data"] = _tensor_data(arr)
+        out.append(entry)
+    return out, raw
 
 
 async def infer(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
     request.protocol = "v2"
     model = request.model = plane.model(name, version, request.headers)
-    body = request.json()
-    batch, outputs = decode_infer(model, body)
+    header_length = request.header(HEADER)
+    binary: memoryview | None = None
+    if header_length is not None:
+        head, binary = split_body(request.body, header_length)
+        try:
+            body = orjson.loads(head)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the JSON header of the binary request is not valid JSON: {exc}") from None
+    else:
+        body = request.json()
+    batch, outputs = decode_infer(model, body, binary)
     request.inputs = batch
     result = request.outputs = await plane.infer(model, batch, outputs)
     plane.shadow(model, batch, result)
-    response: dict[str, Any] = {
-        "model_name": model.name,
-        "model_version": str(model.version),
-        "outputs": encode_outputs(model, result),
-    }
+    entries, raw = encode_outputs(model, result, _binary_wanted(body))
+    response: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version), "outputs": entries}
     if "id" in body:
         response["id"] = body["id"]
-    return Response(200, dumps(response), extra_headers=[(b"x-model-version", str(model.version).encode())])
+    version_header = (b"x-model-version", str(model.version).encode())
+    if not raw:
+        return Response(200, dumps(response), extra_headers=[version_header])
+    head = dumps(response)
+    return Response(
+        200,
+        b"".join([head, *raw]),
+        headers=((b"content-type", b"application/octet-stream"),),
+        extra_headers=[version_header, (b"inference-header-content-length", str(len(head)).encode())],
+    )

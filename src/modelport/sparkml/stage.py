@@ -115,3 +115,42 @@ def param_or(meta: StageMeta, name: str, default: Any) -> Any:
 
 
 Transform = Callable[[Frame], None]
+
+
+class ColumnInfo:
+    """What the pipeline knows about a column at load time: its kind, vector size and labels.
+
+    ``kind`` is ``number``, ``string``, ``tokens`` or ``vector``. ``labels`` carries a
+    StringIndexer's labels forward, as Spark's ML attribute metadata does, so that
+    IndexToString works without its own ``labels`` param.
+    """
+
+    __slots__ = ("kind", "labels", "size")
+
+    def __init__(self, kind: str, size: int | None = None, labels: tuple[str, ...] | None = None) -> None:
+        self.kind = kind
+        self.size = size
+        self.labels = labels
+
+    def __repr__(self) -> str:
+        return f"ColumnInfo({self.kind!r}, size={self.size}, labels={self.labels})"
+
+
+Schema = dict[str, ColumnInfo]
+
+
+def info_from_spec(datatype: str, shape: tuple[int, ...]) -> ColumnInfo:
+    """A ColumnInfo for an output described by ``Stage.output_spec``."""
+    if len(shape) == 2:
+        return ColumnInfo("vector", shape[1] if shape[1] > 0 else None)
+    return ColumnInfo("string" if datatype == "BYTES" else "number")
+
+
+def setup_stage(stage: Stage, schema: Schema) -> None:
+    """Let ``stage`` see the columns before it (``stage.setup`` when it has one) and record its outputs."""
+    setup = getattr(stage, "setup", None)
+    if setup is not None:
+        setup(schema)
+        return
+    for col in stage.outputs:
+        schema[col] = info_from_spec(*stage.output_spec(col))

@@ -1,0 +1,638 @@
+"""Tabular feature stages: indexers, encoders, assembler, imputer, scalers and friends.
+
+Numbers arrive as float64 with NaN for a missing value: on the wire JSON ``null`` and
+NaN are the same thing, so where Spark treats null and NaN differently the runtime
+treats both as null (the common meaning of a missing request value).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from modelport.errors import ModelLoadError
+from modelport.sparkml.reader import StageMeta, dense_vector, matrix, read_data
+from modelport.sparkml.stage import ColumnInfo, Frame, Schema, Stage, param_or, register
+from modelport.sparkml.vectors import as_float, invalid, java_double_str, to_dense
+
+__all__ = [
+    "Binarizer",
+    "Bucketizer",
+    "ElementwiseProduct",
+    "ImputerModel",
+    "IndexToString",
+    "MaxAbsScalerModel",
+    "MinMaxScalerModel",
+    "Normalizer",
+    "OneHotEncoderModel",
+    "PCAModel",
+    "StandardScalerModel",
+    "StringIndexerModel",
+    "VectorAssembler",
+]
+
+_SPARK = "org.apache.spark.ml.feature."
+_INT_LABEL = __import__("re").compile(r"-?\d+")
+
+
+def _name(meta: StageMeta) -> str:
+    return f"{meta.short_class} ({meta.uid})"
+
+
+def _handle_invalid(meta: StageMeta, allowed: tuple[str, ...], default: str = "error") -> str:
+    mode = str(param_or(meta, "handleInvalid", default))
+    if mode not in allowed:
+        raise ModelLoadError(
+            f"{meta.path}: {meta.short_class} handleInvalid '{mode}' is not one of {', '.join(allowed)}"
+        )
+    return mode
+
+
+def _pairs(meta: StageMeta) -> list[tuple[str, str]]:
+    """(input, output) column pairs of a stage that takes inputCol/outputCol or inputCols/outputCols."""
+    ins, outs = meta.get("inputCols"), meta.get("outputCols")
+    if ins:
+        return list(zip(ins, outs or [], strict=True))
+    return [(meta.get("inputCol"), meta.get("outputCol"))]
+
+
+def _missing(col: np.ndarray) -> np.ndarray:
+    """Null (None) or NaN cells of a column."""
+    if col.dtype == object:
+        return np.fromiter((v is None or (isinstance(v, float) and v != v) for v in col), bool, len(col))
+    if col.dtype.kind == "f":
+        return np.isnan(col)
+    return np.zeros(len(col), dtype=bool)
+
+
+class _Scalar(Stage):
+    """Stages that output one number column per input column."""
+
+    def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return "FP64", (-1,)
+
+
+# --- StringIndexer / IndexToString ----------------------------------------------------------------
+
+
+@register
+class StringIndexerModel(_Scalar):
+    """Label -> index by the saved labels; the input is cast to string first (1.0 -> "1.0")."""
+
+    spark_classes = (_SPARK + "StringIndexerModel",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        table = read_data(meta.path)
+        if "labelsArray" in table.column_names:
+            arrays = table.column("labelsArray")[0].as_py()
+        elif "labels" in table.column_names:
+            arrays = [table.column("labels")[0].as_py()]
+        else:
+            raise ModelLoadError(f"{meta.path}: StringIndexerModel data has neither labelsArray nor labels")
+        self.pairs = _pairs(meta)
+        if len(arrays) != len(self.pairs):
+            raise ModelLoadError(f"{meta.path}: {len(arrays)} label arrays for {len(self.pairs)} input columns")
+        self.labels = [tuple(str(x) for x in a) for a in arrays]
+        self.lookup = [{lab: float(i) for i, lab in enumerate(a)} for a in self.labels]
+        self.mode = _handle_invalid(meta, ("error", "skip", "keep"))
+        self.name = _name(meta)
+        self.input_types = {src: _label_type(labs) for (src, _), labs in zip(self.pairs, self.labels, strict=True)}
+
+    def input_datatype(self, column: str) -> str:
+        return self.input_types.get(column, "BYTES")
+
+    def setup(self, schema: Schema) -> None:
+        for (_, dst), labels in zip(self.pairs, self.labels, strict=True):
+            schema[dst] = ColumnInfo("number", labels=labels + ("__unknown",) if self.mode == "keep" else labels)
+
+    def transform(self, frame: Frame) -> None:
+        keep_mask: np.ndarray | None = None
+        for (src, dst), lookup, labels in zip(self.pairs, self.lookup, self.labels, strict=True):
+            col = frame[src]
+            keys = _as_strings(col)
+            unknown = float(len(labels))
+            out = np.fromiter((lookup.get(k, -1.0) if k is not None else -1.0 for k in keys), np.float64, len(keys))
+            bad = out < 0
+            if bad.any():
+                if self.mode == "error":
+                    value = keys[int(np.flatnonzero(bad)[0])]
+                    if value is None:
+                        raise invalid(
+                            self.name, src, "null value; StringIndexer handleInvalid is 'error' (set 'keep' or 'skip')"
+                        )
+                    raise invalid(
+                        self.name,
+                        src,
+                        f"unseen label {value!r}; StringIndexer handleInvalid is 'error' "
+                        f"(known labels: {_preview(labels)})",
+                    )
+                if self.mode == "keep":
+                    out[bad] = unknown
+                else:
+                    keep_mask = ~bad if keep_mask is None else keep_mask & ~bad
+            frame[dst] = out
+        if keep_mask is not None:
+            frame.filter(keep_mask)
+
+
+def _preview(labels: tuple[str, ...], limit: int = 10) -> str:
+    shown = ", ".join(repr(x) for x in labels[:limit])
+    return shown + (f", ... ({len(labels)} in all)" if len(labels) > limit else "")
+
+
+def _label_type(labels: tuple[str, ...]) -> str:
+    """Labels that all look like Spark's string cast of ints/doubles mean the column was numeric."""
+    if not labels:
+        return "BYTES"
+    if all(_INT_LABEL.fullmatch(x) for x in labels):
+        return "INT64"
+    try:
+        if all(java_double_str(float(x)) == x for x in labels):
+            return "FP64"
+    except ValueError:
+        pass
+    return "BYTES"
+
+
+def _as_strings(col: np.ndarray) -> list[Any]:
+    """Spark's cast to string: ints as "1", doubles as Java prints them ("1.0", "1.0E20"), None stays None."""
+    kind = col.dtype.kind
+    if kind == "O":
+        return [
+            v if isinstance(v, str) or v is None else None if isinstance(v, float) and v != v else _scalar_str(v)
+            for v in col.tolist()
+        ]
+    if kind in "iu":
+        return [str(v) for v in col.tolist()]
+    if kind == "b":
+        return ["true" if v else "false" for v in col.tolist()]
+    if kind == "f":
+        return [None if v != v else java_double_str(v) for v in col.tolist()]
+    return [str(v) for v in col.tolist()]
+
+
+def _scalar_str(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return java_double_str(v)
+    return str(v)
+
+
+@register
+class IndexToString(Stage):
+    """Index -> label, from the ``labels`` param or, when unset, the labels of the indexer that made the column."""
+
+    spark_classes = (_SPARK + "IndexToString",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        labels = meta.raw.get("paramMap", {}).get("labels")
+        self.labels: tuple[str, ...] | None = tuple(str(x) for x in labels) if labels else None
+        self.in_col, self.out_col = self.inputs[0], self.outputs[0]
+        self.name = _name(meta)
+
+    def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return "BYTES", (-1,)
+
+    def setup(self, schema: Schema) -> None:
+        if self.labels is None:
+            info = schema.get(self.in_col)
+            if info is None or info.labels is None:
+                raise ModelLoadError(
+                    f"{self.meta.path}: IndexToString has no 'labels' param and column '{self.in_col}' does not come "
+                    "from a StringIndexer in this pipeline; set labels on the stage before saving"
+                )
+            self.labels = info.labels
+        self._array = np.asarray(self.labels, dtype=object)
+        schema[self.out_col] = ColumnInfo("string")
+
+    def transform(self, frame: Frame) -> None:
+        col = np.asarray(frame[self.in_col], dtype=np.float64)
+        idx = np.nan_to_num(col, nan=0.0).astype(np.int64)  # Java's (int) NaN is 0
+        bad = (idx < 0) | (idx >= len(self._array))
+        if bad.any():
+            raise invalid(self.name, self.in_col, f"unseen index {col[bad][0]!r} (labels: {len(self._array)})")
+        frame[self.out_col] = self._array[idx]
+
+
+# --- OneHotEncoder -------------------------------------------------------------------------------
+
+
+@register
+class OneHotEncoderModel(Stage):
+    """Category index -> one-hot vector; dropLast drops the last slot; keep adds one for invalid values."""
+
+    spark_classes = (_SPARK + "OneHotEncoderModel",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        table = read_data(meta.path)
+        self.category_sizes = [int(x) for x in table.column("categorySizes")[0].as_py()]
+        self.pairs = _pairs(meta)
+        self.drop_last = bool(param_or(meta, "dropLast", True))
+        self.mode = _handle_invalid(meta, ("error", "keep"))
+        keep = self.mode == "keep"
+        self.sizes = [
+            n - 1 if self.drop_last and not keep else n + 1 if keep and not self.drop_last else n
+            for n in self.category_sizes
+        ]
+        self.name = _name(meta)
+
+    def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return "FP64", (-1, self.sizes[[d for _, d in self.pairs].index(column)])
+
+    def setup(self, schema: Schema) -> None:
+        for (_, dst), size in zip(self.pairs, self.sizes, strict=True):
+            schema[dst] = ColumnInfo("vector", size)
+
+    def transform(self, frame: Frame) -> None:
+        for (src, dst), n, size in zip(self.pairs, self.category_sizes, self.sizes, strict=True):
+            x = np.asarray(frame[src], dtype=np.float64)
+            valid = (x >= 0) & (x < n)
+            if not valid.all():
+                if self.mode == "error":
+                    v = float(x[~valid][0])
+                    what = "negative value" if v < 0 else "null value" if v != v else "unseen value"
+                    raise invalid(
+                        self.name,
+                        src,
+                        f"{what} {v!r}; OneHotEncoder expects 0 <= index < {n} "
+                        "and its handleInvalid is 'error' (set 'keep')",
+                    )
+                x = np.where(valid, x, float(n))
+            idx = np.nan_to_num(x).astype(np.int64)
+            out = np.zeros((len(x), size), dtype=np.float64)
+            hit = idx < size
+            out[np.flatnonzero(hit), idx[hit]] = 1.0
+            frame[dst] = out
+
+
+# --- VectorAssembler -----------------------------------------------------------------------------
+
+
+@register
+class VectorAssembler(Stage):
+    """Concatenate numbers and vectors; null/NaN numbers and null vectors per handleInvalid."""
+
+    spark_classes = (_SPARK + "VectorAssembler",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        self.mode = _handle_invalid(meta, ("error", "skip", "keep"))
+        self.out_col = self.outputs[0]
+        self.sizes: list[int | None] = []
+        self.name = _name(meta)
+
+    def setup(self, schema: Schema) -> None:
+        self.sizes = []
+        for col in self.inputs:
+            info = schema.get(col)
+            self.sizes.append(1 if info is None or info.kind == "number" else info.size)
+        total = None if any(s is None for s in self.sizes) else sum(s for s in self.sizes if s is not None)
+        self.size = total
+        schema[self.out_col] = ColumnInfo("vector", total)
+
+    def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return "FP64", (-1, self.size if self.size else -1)
+
+    def transform(self, frame: Frame) -> None:
+        parts: list[Any] = []
+        bad: np.ndarray | None = None
+        any_sparse = False
+        for col in self.inputs:
+            value = frame[col]
+            if sp.issparse(value):
+                any_sparse = True
+                parts.append(value)
+                continue
+            arr = np.asarray(value)
+            if arr.ndim == 1:
+                arr = arr.astype(np.float64).reshape(-1, 1)
+                nan = np.isnan(arr[:, 0])
+            else:
+                arr = arr.astype(np.float64, copy=False)
+                nan = np.zeros(len(arr), dtype=bool)  # NaN inside a vector is data, not a missing value
+            if nan.any():
+                if self.mode == "error":
+                    raise invalid(
+                        self.name,
+                        col,
+                        'null or NaN value while assembling with handleInvalid = "error" (use "keep" or "skip")',
+                    )
+                bad = nan if bad is None else bad | nan
+            parts.append(arr)
+        if any_sparse:
+            out: Any = sp.hstack([p if sp.issparse(p) else sp.csr_matrix(p) for p in parts], format="csr")
+        else:
+            out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        frame[self.out_col] = out
+        if bad is not None and self.mode == "skip":
+            frame.filter(~bad)
+
+
+# --- Imputer -------------------------------------------------------------------------------------
+
+
+@register
+class ImputerModel(_Scalar):
+    """Replace missing values (null, NaN, or ``missingValue``) with the saved surrogate of each column."""
+
+    spark_classes = (_SPARK + "ImputerModel",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        table = read_data(meta.path)
+        row = table.to_pylist()[0]
+        self.pairs = _pairs(meta)
+        try:
+            self.surrogates = [float(row[src]) for src, _ in self.pairs]
+        except KeyError as exc:
+            raise ModelLoadError(f"{meta.path}: ImputerModel data has no surrogate for column {exc}") from None
+        self.missing = as_float(param_or(meta, "missingValue", "NaN"))
+
+    def transform(self, frame: Frame) -> None:
+        missing = self.missing
+        for (src, dst), value in zip(self.pairs, self.surrogates, strict=True):
+            x = np.asarray(frame[src], dtype=np.float64)
+            mask = np.isnan(x) if math.isnan(missing) else np.isnan(x) | (x == missing)
+            frame[dst] = np.where(mask, value, x) if mask.any() else x
+
+
+# --- Scalers and vector maps ---------------------------------------------------------------------
+
+
+class _VectorMap(Stage):
+    """One vector in, one vector out of a size fixed at load (or the input's size)."""
+
+    size: int | None = None
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        self.in_col, self.out_col = self.inputs[0], self.outputs[0]
+        self.name = _name(meta)
+
+    def setup(self, schema: Schema) -> None:
+        info = schema.get(self.in_col)
+        if self.size is None and info is not None:
+            self.size = info.size
+        schema[self.out_col] = ColumnInfo("vector", self.size)
+
+    def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return "FP64", (-1, self.size or -1)
+
+    def input_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return "FP64", (-1, getattr(self, "in_size", None) or self.size or -1)
+
+    def _input(self, frame: Frame) -> Any:
+        value = frame[self.in_col]
+        if not sp.issparse(value):
+            value = to_dense(value)
+        if self.size is not None and value.shape[1] != self.size:
+            raise invalid(self.name, self.in_col, f"vector of size {value.shape[1]}, expected {self.size}")
+        return value
+
+
+def _scale_columns(x: Any, scale: np.ndarray) -> Any:
+    """x * scale per column; CSR stays CSR with its structure (explicit zeros included)."""
+    if sp.issparse(x):
+        out = x.tocsr(copy=True)
+        out.data = out.data * scale[out.indices]
+        return out
+    return x * scale
+
+
+@register
+class StandardScalerModel(_VectorMap):
+    """``(x - mean) * (1/std)``; scale is 0 where std is 0; withMean gives dense output."""
+
+    spark_classes = (_SPARK + "StandardScalerModel",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        row = read_data(meta.path).to_pylist()[0]
+        self.std = dense_vector(row["std"])
+        self.mean = dense_vector(row["mean"])
+        self.size = len(self.std)
+        self.with_mean = bool(param_or(meta, "withMean", False))
+        self.with_std = bool(param_or(meta, "withStd", True))
+        with np.errstate(divide="ignore"):
+            self.scale = np.where(self.std == 0, 0.0, 1.0 / self.std)
+
+    def transform(self, frame: Frame) -> None:
+        x = self._input(frame)
+        if self.with_mean:
+            x = to_dense(x) - self.mean
+            frame[self.out_col] = x * self.scale if self.with_std else x
+        elif self.with_std:
+            frame[self.out_col] = _scale_columns(x, self.scale)
+        else:
+            frame[self.out_col] = x
+
+
+@register
+class MinMaxScalerModel(_VectorMap):
+    """``(x - min) * (max' - min') / range + min'``; constant features go to the middle; NaN stays NaN."""
+
+    spark_classes = (_SPARK + "MinMaxScalerModel",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        row = read_data(meta.path).to_pylist()[0]
+        self.lo = dense_vector(row["originalMin"])
+        hi = dense_vector(row["originalMax"])
+        self.size = len(hi)
+        self.out_min = float(param_or(meta, "min", 0.0))
+        span = float(param_or(meta, "max", 1.0)) - self.out_min
+        rng = hi - self.lo
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.scale = np.where(rng != 0, span / rng, 0.0)
+        self.const = self.scale == 0
+        self.mid = 0.5 * span + self.out_min
+
+    def transform(self, frame: Frame) -> None:
+        x = to_dense(self._input(frame))
+        out = (x - self.lo) * self.scale + self.out_min
+        if self.const.any():
+            out[:, self.const] = np.where(np.isnan(x[:, self.const]), np.nan, self.mid)
+        frame[self.out_col] = out
+
+
+@register
+class MaxAbsScalerModel(_VectorMap):
+    """``x / maxAbs`` as ``x * (1/maxAbs)``, 0 where maxAbs is 0; sparse stays sparse."""
+
+    spark_classes = (_SPARK + "MaxAbsScalerModel",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        max_abs = dense_vector(read_data(meta.path).column("maxAbs")[0].as_py())
+        self.size = len(max_abs)
+        with np.errstate(divide="ignore"):
+            self.scale = np.where(max_abs == 0, 0.0, 1.0 / max_abs)
+
+    def transform(self, frame: Frame) -> None:
+        frame[self.out_col] = _scale_columns(self._input(frame), self.scale)
+
+
+@register
+class ElementwiseProduct(_VectorMap):
+    """Hadamard product with the saved ``scalingVec``."""
+
+    spark_classes = (_SPARK + "ElementwiseProduct",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        from modelport.sparkml.vectors import param_vector
+
+        super().__init__(meta)
+        self.scaling = param_vector(meta, "scalingVec")
+        self.size = len(self.scaling)
+
+    def transform(self, frame: Frame) -> None:
+        frame[self.out_col] = _scale_columns(self._input(frame), self.scaling)
+
+
+@register
+class Normalizer(_VectorMap):
+    """Divide each vector by its p-norm (unchanged when the norm is 0)."""
+
+    spark_classes = (_SPARK + "Normalizer",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        self.p = as_float(param_or(meta, "p", 2.0))
+        if self.p < 1:
+            raise ModelLoadError(f"{meta.path}: Normalizer p must be >= 1, got {self.p}")
+
+    def transform(self, frame: Frame) -> None:
+        x = self._input(frame)
+        dense = to_dense(x)
+        a = np.abs(dense)
+        p = self.p
+        if p == 1:
+            norm = a.sum(axis=1)
+        elif p == 2:
+            norm = np.sqrt((dense * dense).sum(axis=1))
+        elif math.isinf(p):
+            norm = a.max(axis=1) if a.shape[1] else np.zeros(len(a))
+        else:
+            norm = (a**p).sum(axis=1) ** (1.0 / p)
+        norm = np.where(norm == 0, 1.0, norm)
+        if sp.issparse(x):
+            frame[self.out_col] = sp.csr_matrix(x.multiply(1.0 / norm[:, None]))
+        else:
+            frame[self.out_col] = dense / norm[:, None]
+
+
+@register
+class PCAModel(_VectorMap):
+    """Project onto the saved principal components: ``pc^T x``."""
+
+    spark_classes = (_SPARK + "PCAModel",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        self.pc = matrix(read_data(meta.path).column("pc")[0].as_py())
+        self.in_size = self.pc.shape[0]
+        self.size = self.pc.shape[1]
+
+    def _input(self, frame: Frame) -> Any:
+        value = frame[self.in_col]
+        if value.shape[1] != self.in_size:
+            raise invalid(self.name, self.in_col, f"vector of size {value.shape[1]}, expected {self.in_size}")
+        return value if sp.issparse(value) else to_dense(value)
+
+    def transform(self, frame: Frame) -> None:
+        out = self._input(frame) @ self.pc
+        frame[self.out_col] = np.asarray(out, dtype=np.float64)
+
+
+# --- Bucketizer / Binarizer ----------------------------------------------------------------------
+
+
+@register
+class Bucketizer(_Scalar):
+    """Bucket index by the splits: [s_i, s_i+1), the last bucket closed; NaN per handleInvalid."""
+
+    spark_classes = (_SPARK + "Bucketizer",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        self.pairs = _pairs(meta)
+        if meta.get("splitsArray") and meta.get("inputCols"):
+            arrays = meta.get("splitsArray")
+        else:
+            arrays = [meta.get("splits")]
+        if not arrays or any(a is None for a in arrays):
+            raise ModelLoadError(f"{meta.path}: Bucketizer has no splits")
+        self.splits = [np.asarray([as_float(v) for v in a], dtype=np.float64) for a in arrays]
+        self.mode = _handle_invalid(meta, ("error", "skip", "keep"))
+        self.name = _name(meta)
+
+    def transform(self, frame: Frame) -> None:
+        keep_mask: np.ndarray | None = None
+        for (src, dst), splits in zip(self.pairs, self.splits, strict=True):
+            x = np.asarray(frame[src], dtype=np.float64)
+            nan = np.isnan(x)
+            if nan.any():
+                if self.mode == "error":
+                    raise invalid(
+                        self.name, src, "NaN or null value; Bucketizer handleInvalid is 'error' (set 'keep' or 'skip')"
+                    )
+                if self.mode == "skip":
+                    keep_mask = ~nan if keep_mask is None else keep_mask & ~nan
+            out = np.searchsorted(splits, x, side="right").astype(np.float64) - 1.0
+            out[x == splits[-1]] = len(splits) - 2
+            oob = ~nan & ((x < splits[0]) | (x > splits[-1]))
+            if oob.any() and (keep_mask is None or (oob & keep_mask).any()):
+                v = float(x[oob][0])
+                raise invalid(self.name, src, f"value {v!r} out of Bucketizer bounds [{splits[0]!r}, {splits[-1]!r}]")
+            out[nan] = len(splits) - 1
+            frame[dst] = out
+        if keep_mask is not None:
+            frame.filter(keep_mask)
+
+
+@register
+class Binarizer(Stage):
+    """1.0 where the value is above the threshold, else 0.0; numbers or vectors, one or many columns."""
+
+    spark_classes = (_SPARK + "Binarizer",)
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        self.pairs = _pairs(meta)
+        thresholds = meta.get("thresholds") if meta.get("inputCols") else None
+        if thresholds:
+            self.thresholds = [as_float(t) for t in thresholds]
+        else:
+            self.thresholds = [as_float(param_or(meta, "threshold", 0.0))] * len(self.pairs)
+        self.kinds: dict[str, ColumnInfo] = {}
+
+    def setup(self, schema: Schema) -> None:
+        for src, dst in self.pairs:
+            info = schema.get(src) or ColumnInfo("number")
+            self.kinds[dst] = info
+            schema[dst] = ColumnInfo(info.kind if info.kind == "vector" else "number", info.size)
+
+    def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        info = self.kinds.get(column)
+        if info is not None and info.kind == "vector":
+            return "FP64", (-1, info.size or -1)
+        return "FP64", (-1,)
+
+    def transform(self, frame: Frame) -> None:
+        for (src, dst), t in zip(self.pairs, self.thresholds, strict=True):
+            x = frame[src]
+            if sp.issparse(x) and t >= 0:
+                out = x.tocsr(copy=True)
+                out.data = (out.data > t).astype(np.float64)
+                out.eliminate_zeros()
+                frame[dst] = out
+            else:
+                dense = to_dense(x) if sp.issparse(x) else np.asarray(x, dtype=np.float64)
+                frame[dst] = (dense > t).astype(np.float64)

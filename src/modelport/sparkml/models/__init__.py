@@ -1,0 +1,1 @@
+"""Spark ML predictors: classification, regression, clustering."""

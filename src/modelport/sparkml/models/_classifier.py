@@ -1,0 +1,132 @@
+"""Spark's ClassificationModel / ProbabilisticClassificationModel output logic.
+
+``transform`` mirrors Spark: ``rawPrediction`` from the features; ``probability``
+from the raw column when it is produced, else from the features; ``prediction``
+from the raw column when produced (``raw2prediction``), else from the probability
+(``probability2prediction``), else straight from the features (``predict``). Without
+``thresholds`` the prediction is the first argmax; with them, the argmax of
+``p / t`` where ``t == 0`` scores +inf.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from modelport.errors import ModelLoadError
+from modelport.sparkml.models._base import PredictorStage, spark_argmax
+from modelport.sparkml.reader import StageMeta
+from modelport.sparkml.stage import Frame
+
+__all__ = ["ClassifierStage", "ProbabilisticClassifierStage"]
+
+
+class ClassifierStage(PredictorStage):
+    """``ClassificationModel``: rawPrediction and prediction."""
+
+    output_params: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("rawPredictionCol", "rawPrediction"),
+        ("predictionCol", "prediction"),
+    )
+    vector_params = frozenset({"rawPredictionCol", "probabilityCol"})
+    probabilistic: ClassVar[bool] = False
+
+    num_classes: int = 2
+
+    def __init__(self, meta: StageMeta) -> None:
+        super().__init__(meta)
+        thresholds = meta.get("thresholds")
+        self.thresholds: np.ndarray | None = None
+        if self.probabilistic and thresholds is not None:
+            self.thresholds = np.asarray(thresholds, dtype=np.float64)
+
+    def check_thresholds(self) -> None:
+        """Call once ``num_classes`` is known; Spark refuses a mismatch at transform time."""
+        self.vector_size = self.num_classes
+        if self.thresholds is not None and len(self.thresholds) != self.num_classes:
+            raise ModelLoadError(
+                f"{self.meta.path}: {self.meta.short_class} has {len(self.thresholds)} thresholds "
+                f"but {self.num_classes} classes"
+            )
+
+    # --- the model-specific parts -------------------------------------------------
+    def predict_raw(self, x: Any) -> np.ndarray:
+        """``(rows, numClasses)`` raw scores."""
+        raise NotImplementedError
+
+    def raw_to_prediction(self, raw: np.ndarray) -> np.ndarray:
+        return spark_argmax(raw).astype(np.float64)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Spark's ``predict(features)``, used when neither raw nor probability is output."""
+        return self.raw_to_prediction(self.predict_raw(x))
+
+    # --- Spark's transform --------------------------------------------------------
+    def transform(self, frame: Frame) -> None:
+        x = self.features(frame)
+        raw_col, pred_col = self.col("rawPredictionCol"), self.col("predictionCol")
+        raw = None
+        if raw_col:
+            raw = self.predict_raw(x)
+            frame[raw_col] = raw
+        if pred_col:
+            frame[pred_col] = self.raw_to_prediction(raw) if raw is not None else self.predict(x)
+
+    def summary(self) -> str:
+        return f"{self.num_features} features, {self.num_classes} classes"
+
+
+class ProbabilisticClassifierStage(ClassifierStage):
+    """``ProbabilisticClassificationModel``: rawPrediction, probability, prediction."""
+
+    output_params = (
+        ("rawPredictionCol", "rawPrediction"),
+        ("probabilityCol", "probability"),
+        ("predictionCol", "prediction"),
+    )
+    probabilistic = True
+
+    def raw_to_probability(self, raw: np.ndarray) -> np.ndarray:
+        """A new array of class probabilities (``raw`` is left alone)."""
+        raise NotImplementedError
+
+    def raw_to_prediction(self, raw: np.ndarray) -> np.ndarray:
+        if self.thresholds is None:
+            return spark_argmax(raw).astype(np.float64)
+        return self.probability_to_prediction(self.raw_to_probability(raw))
+
+    def probability_to_prediction(self, prob: np.ndarray) -> np.ndarray:
+        if self.thresholds is None:
+            return spark_argmax(prob).astype(np.float64)
+        t = self.thresholds
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = np.where(t == 0.0, np.inf, prob / np.where(t == 0.0, 1.0, t))
+        return spark_argmax(scaled).astype(np.float64)
+
+    def transform(self, frame: Frame) -> None:
+        x = self.features(frame)
+        raw_col, prob_col, pred_col = (
+            self.col("rawPredictionCol"),
+            self.col("probabilityCol"),
+            self.col("predictionCol"),
+        )
+        raw = prob = None
+        if raw_col:
+            raw = self.predict_raw(x)
+            frame[raw_col] = raw
+        if prob_col:
+            prob = self.raw_to_probability(raw if raw is not None else self.predict_raw(x))
+            frame[prob_col] = prob
+        if pred_col:
+            if raw is not None:
+                pred = self.raw_to_prediction(raw)
+            elif prob is not None:
+                pred = self.probability_to_prediction(prob)
+            else:
+                pred = self.predict(x)
+            frame[pred_col] = pred
+
+    def summary(self) -> str:
+        extra = f", thresholds {self.thresholds.tolist()}" if self.thresholds is not None else ""
+        return super().summary() + extra

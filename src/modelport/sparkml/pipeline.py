@@ -1,0 +1,199 @@
+"""A saved PipelineModel (or a single saved stage) as a predictor: stages in order over one Frame.
+
+The signature is worked out at load time from the columns the stages read and write:
+inputs are the columns some stage reads but none produces (typed by the first stage that
+reads them), outputs are the leaf columns (produced, never read later) unless the config
+names others. ``predict`` returns one row per request row, filling rows that a
+``handleInvalid = "skip"`` stage dropped with NaN / None; ``transform`` returns only the
+kept rows and their positions, as Spark's own ``transform`` would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from modelport.errors import ModelLoadError
+from modelport.signature import Batch, Signature, TensorSpec
+from modelport.sparkml.reader import StageMeta, read_metadata, stage_dirs
+from modelport.sparkml.registry import supported_classes
+from modelport.sparkml.stage import STAGES, ColumnInfo, Frame, Schema, Stage, setup_stage
+
+__all__ = ["SparkPipeline", "load_pipeline", "load_stages"]
+
+_PIPELINE_MODEL = "org.apache.spark.ml.PipelineModel"
+_UNFITTED = {"org.apache.spark.ml.Pipeline"}
+
+
+def load_stages(path: Path) -> tuple[StageMeta, list[Stage]]:
+    """The root metadata and the stage objects, nested PipelineModels flattened."""
+    root = read_metadata(path)
+    return root, _stages(path, root)
+
+
+def _stages(path: Path, meta: StageMeta) -> list[Stage]:
+    if meta.cls == _PIPELINE_MODEL:
+        out: list[Stage] = []
+        for d in stage_dirs(path, meta):
+            out.extend(_stages(d, read_metadata(d)))
+        return out
+    if meta.cls in _UNFITTED:
+        raise ModelLoadError(
+            f"{path}: is an unfitted {meta.short_class}; save the PipelineModel that fit() returns instead"
+        )
+    impl = STAGES.get(meta.cls)
+    if impl is None:
+        supported = ", ".join(sorted({c.rsplit(".", 1)[-1] for c in supported_classes()}))
+        raise ModelLoadError(
+            f"{path}: Spark ML stage {meta.cls} (uid {meta.uid}) is not supported by the JVM-free runtime; "
+            f"supported stages: PipelineModel, {supported}"
+        )
+    return [impl(meta)]
+
+
+def _source_spec(stage: Stage, column: str) -> tuple[str, tuple[int, ...]]:
+    spec = getattr(stage, "input_spec", None)
+    if spec is not None:
+        result: tuple[str, tuple[int, ...]] = spec(column)
+        return result
+    if column == stage.meta.get("featuresCol"):
+        return "FP64", (-1, -1)
+    return stage.input_datatype(column), (-1,)
+
+
+def _vector_sources(stages: list[Stage]) -> dict[str, tuple[int, ...]]:
+    """Source columns that some stage reads as a vector, with that stage's shape for them."""
+    produced: set[str] = set()
+    found: dict[str, tuple[int, ...]] = {}
+    for stage in stages:
+        for col in stage.inputs:
+            if col not in produced and col not in found:
+                _, shape = _source_spec(stage, col)
+                if len(shape) == 2:
+                    found[col] = shape
+        produced.update(stage.outputs)
+    return found
+
+
+class SparkPipeline:
+    """Stages over a Frame, with the signature and alignment rules in the module docstring."""
+
+    def __init__(
+        self, path: Path, root: StageMeta, stages: list[Stage], outputs: tuple[str, ...] | None = None
+    ) -> None:
+        self.path = path
+        self.stages = stages
+        schema: Schema = {}
+        produced: dict[str, Stage] = {}
+        sources: dict[str, tuple[str, tuple[int, ...]]] = {}
+        consumed_after: dict[str, bool] = {}
+        vector_sources = _vector_sources(stages)
+        for stage in stages:
+            for col in stage.inputs:
+                if col in produced:
+                    consumed_after[col] = True
+                elif col not in sources:
+                    dt, shape = _source_spec(stage, col)
+                    if len(shape) == 1 and col in vector_sources:
+                        dt, shape = "FP64", vector_sources[col]
+                    sources[col] = (dt, shape)
+                    kind = "vector" if len(shape) == 2 else "string" if dt == "BYTES" else "number"
+                    schema[col] = ColumnInfo(kind, shape[1] if len(shape) == 2 and shape[1] > 0 else None)
+            setup_stage(stage, schema)
+            for col in stage.outputs:
+                produced[col] = stage
+                consumed_after[col] = False
+        if not stages:
+            raise ModelLoadError(f"{path}: the PipelineModel has no stages")
+        if outputs:
+            unknown = [o for o in outputs if o not in produced]
+            if unknown:
+                raise ModelLoadError(
+                    f"{path}: outputs {unknown} are not produced by any stage; produced columns: {', '.join(produced)}"
+                )
+            names = list(outputs)
+        else:
+            names = [c for c in produced if not consumed_after[c]]
+        self.sources = tuple(sources)
+        out_specs = []
+        self._outputs: list[tuple[str, str]] = []
+        for name in names:
+            dt, shape = produced[name].output_spec(name)
+            out_specs.append(TensorSpec(name, dt, shape))
+            kind = "vector" if len(shape) == 2 and dt != "BYTES" else "text" if dt == "BYTES" else "number"
+            self._outputs.append((name, kind))
+        self.signature = Signature(
+            tuple(TensorSpec(n, dt, shape) for n, (dt, shape) in sources.items()), tuple(out_specs)
+        )
+        self._transforms = [s.transform for s in stages]
+        runtime = dict.fromkeys(names, "modelport.sparkml")
+        self.info: dict[str, Any] = {
+            "spark_version": root.raw.get("sparkVersion"),
+            "spark_class": root.cls,
+            "stages": [s.describe() for s in stages],
+            "runtime": runtime,
+        }
+
+    def _run(self, batch: Batch) -> Frame:
+        n = 0
+        columns: dict[str, Any] = {}
+        for name in self.sources:
+            arr = batch[name]
+            columns[name] = arr
+            n = arr.shape[0]
+        frame = Frame(columns, n)
+        for transform in self._transforms:
+            transform(frame)
+        return frame
+
+    def predict(self, batch: Batch) -> Batch:
+        """One output row per input row; rows a skip stage dropped come back as NaN (numbers) or None (text)."""
+        frame = self._run(batch)
+        n_in = _rows(batch)
+        out: Batch = {}
+        full = frame.n == n_in
+        for name, kind in self._outputs:
+            value = _encode(frame[name], kind)
+            if not full:
+                value = _fill(value, frame.index, n_in, kind)
+            out[name] = value
+        return out
+
+    def transform(self, batch: Batch) -> tuple[Batch, np.ndarray]:
+        """The kept rows only (as Spark returns them) and their positions in ``batch``."""
+        frame = self._run(batch)
+        return {name: _encode(frame[name], kind) for name, kind in self._outputs}, frame.index
+
+
+def _rows(batch: Batch) -> int:
+    for arr in batch.values():
+        return int(arr.shape[0])
+    return 0
+
+
+def _encode(value: Any, kind: str) -> np.ndarray:
+    if kind == "vector":
+        if sp.issparse(value):
+            return np.asarray(value.toarray(), dtype=np.float64)
+        return value if isinstance(value, np.ndarray) and value.dtype == np.float64 else np.asarray(value, np.float64)
+    if kind == "text":
+        return value if value.dtype == object else value.astype(object)
+    return value if value.dtype == np.float64 else value.astype(np.float64)
+
+
+def _fill(value: np.ndarray, index: np.ndarray, n: int, kind: str) -> np.ndarray:
+    if kind == "text":
+        full = np.full((n, *value.shape[1:]), None, dtype=object)
+    else:
+        full = np.full((n, *value.shape[1:]), np.nan, dtype=np.float64)
+    full[index] = value
+    return full
+
+
+def load_pipeline(path: Path, outputs: tuple[str, ...] | None = None) -> SparkPipeline:
+    """Load a saved PipelineModel directory or a single saved stage directory."""
+    root, stages = load_stages(path)
+    return SparkPipeline(path, root, stages, outputs)

@@ -1,0 +1,101 @@
+"""Helpers for Spark ML parity tests: numpy <-> Spark DataFrames, and loading one saved stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from modelport.sparkml.reader import read_metadata
+from modelport.sparkml.stage import STAGES, Frame, Stage
+
+
+def vector_df(spark: Any, x: Any, y: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None) -> Any:
+    """A DataFrame with ``features`` (dense, or sparse when ``x`` is a scipy matrix), ``label``, extras."""
+    from pyspark.ml.linalg import Vectors
+
+    n = x.shape[0]
+    if sp.issparse(x):
+        x = sp.csr_matrix(x)
+        feats = [
+            Vectors.sparse(
+                x.shape[1],
+                x.indices[x.indptr[i] : x.indptr[i + 1]].tolist(),
+                x.data[x.indptr[i] : x.indptr[i + 1]].tolist(),
+            )
+            for i in range(n)
+        ]
+    else:
+        feats = [Vectors.dense(row.tolist()) for row in np.asarray(x, dtype=np.float64)]
+    cols: dict[str, list[Any]] = {"features": feats}
+    if y is not None:
+        cols["label"] = [float(v) for v in y]
+    for name, values in (extra or {}).items():
+        cols[name] = [float(v) for v in values]
+    names = list(cols)
+    rows = [tuple(cols[c][i] for c in names) for i in range(n)]
+    return spark.createDataFrame(rows, names)
+
+
+def collect(df: Any, columns: list[str]) -> dict[str, np.ndarray]:
+    """Columns of a transformed DataFrame as numpy (vectors become 2-D arrays), in row order."""
+    rows = df.select(*columns).collect()
+    out: dict[str, np.ndarray] = {}
+    for c in columns:
+        values = [r[c] for r in rows]
+        if values and hasattr(values[0], "toArray"):
+            out[c] = np.array([v.toArray() for v in values], dtype=np.float64)
+        else:
+            out[c] = np.array(values)
+    return out
+
+
+def _import_models() -> None:
+    """Import every predictor module (the pipeline registry does this in the product)."""
+    import importlib
+    import pkgutil
+
+    import modelport.sparkml.models as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
+
+
+def load_stage(path: Path | str) -> Stage:
+    _import_models()
+    meta = read_metadata(Path(path))
+    return STAGES[meta.cls](meta)
+
+
+def run_stage(stage: Stage, x: Any, extra: dict[str, np.ndarray] | None = None) -> Frame:
+    """Apply ``stage`` to a Frame holding ``features`` (and extra numeric columns)."""
+    columns: dict[str, Any] = {"features": x}
+    columns.update(extra or {})
+    frame = Frame(columns, x.shape[0])
+    stage.transform(frame)
+    return frame
+
+
+def assert_parity(
+    stage: Stage,
+    spark_model: Any,
+    spark_df: Any,
+    x: Any,
+    columns: list[str],
+    atol: float = 1e-9,
+    extra: dict[str, np.ndarray] | None = None,
+    exact: tuple[str, ...] = ("prediction",),
+) -> Frame:
+    """Spark's transform and the stage agree: ``exact`` columns (class labels) equal, the rest within ``atol``."""
+    expected = collect(spark_model.transform(spark_df), columns)
+    frame = run_stage(stage, x, extra)
+    for c in columns:
+        got = np.asarray(frame[c])
+        assert got.shape == expected[c].shape, (c, got.shape, expected[c].shape)
+        if c in exact or expected[c].dtype.kind in "iu":
+            np.testing.assert_array_equal(got, expected[c], err_msg=c)
+        else:
+            np.testing.assert_allclose(got, expected[c], rtol=0, atol=atol, err_msg=c)
+    return frame

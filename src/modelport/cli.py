@@ -144,6 +144,20 @@ def _parse_size(value: str) -> int:
     help="On SIGTERM, how long in-flight requests may take to finish.",
 )
 @click.option(
+    "--poll-seconds",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="MODELPORT_POLL_SECONDS",
+    help="How often to check the repository for new, changed or removed versions; 0 turns it off.",
+)
+@click.option(
+    "--admin-token",
+    envvar="MODELPORT_ADMIN_TOKEN",
+    default=None,
+    help="Enable the V2 repository extension (load/unload/index), guarded by 'Authorization: Bearer TOKEN'.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -203,6 +217,8 @@ def serve(
     max_batch_size: int,
     max_latency_ms: float,
     grace_seconds: float,
+    poll_seconds: float,
+    admin_token: str | None,
     log_level: str,
     log_format: str,
     access_log: bool,
@@ -248,6 +264,8 @@ def serve(
         payload_log_max_bytes=_parse_size(payload_log_max_size),
         payload_log_max_seconds=payload_log_max_age,
         drain_seconds=drain_seconds,
+        poll_seconds=poll_seconds,
+        admin_token=admin_token,
     )
     try:
         run_server(config)

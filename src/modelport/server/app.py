@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import (
+    BadRequest,
+    ConfigError,
     Forbidden,
     MethodNotAllowed,
+    ModelLoadError,
     ModelportError,
     NotFound,
     PayloadTooLarge,
@@ -45,6 +48,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(?:/(ready|infer))?$")
 _V1_MODEL = re.compile(r"^/v1/models/([^/:]+)(?:/versions/([^/:]+))?(?::(predict)|/(metadata))?$")
+_REPO_MODEL = re.compile(r"^/v2/repository/models/([^/]+)/(load|unload)$")
 _V1_VERB = re.compile(r"^/v1/models/[^/:]+(?:/versions/[^/:]+)?:([A-Za-z]+)$")
 
 # Health answers stay open without a token so load balancers and kubelets can probe.
@@ -59,6 +63,7 @@ _ALLOWED_TYPES_TEXT = (
 @dataclass
 class ServerOptions:
     auth_token: str | None = None
+    admin_token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     cors_origins: tuple[str, ...] = ()
     observers: list[Observer] = field(default_factory=list)
@@ -79,9 +84,11 @@ class ModelportApp:
         self.options = options or ServerOptions()
         self.plane = DataPlane(repository, self.options.batching)
         self._token = self.options.auth_token.encode() if self.options.auth_token else None
+        self._admin = self.options.admin_token.encode() if self.options.admin_token else None
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
         self._any_origin = b"*" in self._origins
         self._openapi: bytes | None = None
+        self._openapi_generation = -1
         self._observers = list(self.options.observers)
         self._metrics = self.options.metrics
         self.draining = False
@@ -179,7 +186,11 @@ class ModelportApp:
                 self._authorize(path, headers)
                 body = await self._read_body(method, headers, receive) if method in ("POST", "PUT") else b""
                 request = Request(method, path, scope.get("query_string", b""), headers, body)
-                response = await self._dispatch(request)
+                try:
+                    response = await self._dispatch(request)
+                finally:
+                    if request.model is not None:  # the version lease taken by plane.model(..., headers)
+                        self.plane.release(request.model)
         except ModelportError as exc:
             response = error_response(exc)
             error = exc.message
@@ -237,13 +248,18 @@ class ModelportApp:
 
     # -- cross-cutting ---------------------------------------------------------
     def _authorize(self, path: str, headers: dict[bytes, bytes]) -> None:
+        if path.startswith("/v2/repository/"):
+            # The repository extension changes what is served: its own token, never the inference one.
+            if self._admin is None:
+                raise Forbidden(
+                    "the model repository extension is disabled; start the server with --admin-token "
+                    "(or MODELPORT_ADMIN_TOKEN) to enable it"
+                )
+            _check_bearer(headers, self._admin, "admin ")
+            return
         if self._token is None or path in _OPEN_PATHS:
             return
-        given = headers.get(b"authorization", b"")
-        scheme, _, token = given.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._token):
-            reason = "missing" if not given else "wrong"
-            raise Unauthorized(f"{reason} bearer token: send 'Authorization: Bearer <token>'")
+        _check_bearer(headers, self._token, "")
 
     async def _read_body(self, method: str, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         limit = self.options.max_body
@@ -329,12 +345,41 @@ class ModelportApp:
             if meta:
                 return v1.metadata(plane, name, version)
             return v1.status(plane, name, version)
+        if path.startswith("/v2/repository/"):
+            return await self._repository(request)
         route = self._static.get(path)
         if route is None:
             raise NotFound(f"no route for {path}; see /openapi.json or /docs")
         allowed, handler = route
         _expect(method, allowed, path)
         return handler(self)
+
+    async def _repository(self, request: Request) -> Response:
+        """The V2 model repository extension (Triton's shapes); loads run in a thread, never on the loop."""
+        import asyncio
+
+        path = request.path
+        _expect(request.method, "POST", path)
+        if path == "/v2/repository/index":
+            body = request.json() if request.body else {}
+            if not isinstance(body, dict) or not isinstance(body.get("ready", False), bool):
+                raise BadRequest('the index body must be a JSON object, optionally {"ready": true|false}')
+            return json_response(self.repository.index(ready_only=body.get("ready", False)))
+        m = _REPO_MODEL.match(path)
+        if m is None:
+            raise NotFound(
+                f"no route for {path}; the repository extension has /v2/repository/index and "
+                "/v2/repository/models/{model}/load|unload"
+            )
+        name, action = m.groups()
+        if action == "load":
+            try:
+                await asyncio.to_thread(self.repository.load_named, name)
+            except (ModelLoadError, ConfigError) as exc:
+                raise BadRequest(exc.message) from None
+        else:
+            await asyncio.to_thread(self.repository.unload_named, name)
+        return Response(200, b"{}")
 
     def _live(self) -> Response:
         return Response(200, b"")
@@ -356,10 +401,12 @@ class ModelportApp:
         return v1.list_models(self.plane)
 
     def _openapi_json(self) -> Response:
-        if self._openapi is None:
+        generation = self.repository.generation
+        if self._openapi is None or generation != self._openapi_generation:
             from modelport.server.openapi import build_openapi
 
             self._openapi = dumps(build_openapi(self.repository))
+            self._openapi_generation = generation
         return Response(200, self._openapi)
 
     def _docs(self) -> Response:
@@ -380,6 +427,14 @@ class ModelportApp:
         "/docs": ("GET", _docs),
         "/": ("GET", _index),
     }
+
+
+def _check_bearer(headers: dict[bytes, bytes], expected: bytes, kind: str) -> None:
+    given = headers.get(b"authorization", b"")
+    scheme, _, token = given.partition(b" ")
+    if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), expected):
+        reason = "missing" if not given else "wrong"
+        raise Unauthorized(f"{reason} {kind}bearer token: send 'Authorization: Bearer <{kind}token>'")
 
 
 def _expect(method: str, allowed: str, path: str) -> None:

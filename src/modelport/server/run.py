@@ -52,12 +52,17 @@ class ServeConfig:
     payload_log_max_bytes: int = 64 * 1024 * 1024
     payload_log_max_seconds: float = 3600.0
     drain_seconds: float = 0.0
+    poll_seconds: float = 5.0
+    admin_token: str | None = None
 
 
 def build_app(config: ServeConfig) -> ModelportApp:
     repository = Repository(config.root, compile=config.compile).load()
+    # Each worker process polls and reloads on its own (see docs/versions-and-traffic.md).
+    repository.watch(config.poll_seconds)
     options = ServerOptions(
         auth_token=config.auth_token,
+        admin_token=config.admin_token,
         max_body=config.max_body,
         cors_origins=tuple(config.cors_origins),
         batching=batching_policy(config),

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _util import collect
+from tests.sparkml._util import collect
 
 import modelport
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.sparkml._util import collect
 
 import modelport
+from tests.sparkml._util import collect
 
 pytestmark = pytest.mark.slow
 

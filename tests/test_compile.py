@@ -40,7 +40,7 @@ import modelport
 from modelport.cli import main
 from modelport.compile import COMPILED, CompiledPredictor, compile_predictor, register_head
 from modelport.compile.check import compare
-from modelport.compile.kernels import HEADS
+from modelport.compile.kernels import HEADS, Fallback
 from modelport.errors import ModelFailed
 from modelport.flavors.sklearn import SklearnPredictor, predictor_for
 
@@ -139,6 +139,10 @@ class Mislabelling(LogisticRegression):
     """A LogisticRegression whose (test-only) kernel gets labels wrong but probabilities right."""
 
 
+class Shy(LinearRegression):
+    """A LinearRegression whose (test-only) kernel hands every batch back to the native model."""
+
+
 @pytest.fixture
 def bad_kernels() -> Iterator[None]:
     def drifting(est: Any) -> Any:
@@ -151,10 +155,17 @@ def bad_kernels() -> Iterator[None]:
 
         return run
 
+    def shy(est: Any) -> Any:
+        def run(x: np.ndarray) -> dict[str, np.ndarray]:
+            raise Fallback
+
+        return run
+
     register_head(Drifting, drifting)
     register_head(Mislabelling, mislabelling)
+    register_head(Shy, shy)
     yield
-    del HEADS[Drifting], HEADS[Mislabelling]
+    del HEADS[Drifting], HEADS[Mislabelling], HEADS[Shy]
 
 
 @pytest.mark.usefixtures("bad_kernels")
@@ -193,6 +204,18 @@ def test_output_with_wrong_labels_stays_native_while_probabilities_compile(caplo
     got = out.predict({"input": X[:40]})
     np.testing.assert_array_equal(got["predict"], est.predict(X[:40]))
     np.testing.assert_allclose(got["predict_proba"], est.predict_proba(X[:40]), rtol=1e-12)
+
+
+@pytest.mark.usefixtures("bad_kernels")
+def test_kernel_never_compared_is_not_trusted(caplog: pytest.LogCaptureFixture) -> None:
+    X, y = load_diabetes(return_X_y=True)
+    with caplog.at_level(logging.INFO, logger="modelport.compile"):
+        out = compile_predictor(predictor_for(Shy().fit(X, y), source="shy.joblib"))
+    assert isinstance(out, SklearnPredictor)
+    assert caplog.messages[-1] == (
+        "shy.joblib: output 'predict' stays on scikit-learn: the compiled kernel was refused: "
+        "no validation row was both accepted by the model and answered by the kernel"
+    )
 
 
 def _save(tmp_path: Path, est: Any, toml: str | None = None) -> Path:

@@ -297,7 +297,6 @@ def verify(
             batch = _rows(batch, np.asarray(ok))
             n = len(ok)
             ref = _native(native, batch)
-        total += n
         try:
             got = kernel(batch)
         except Fallback:
@@ -305,6 +304,7 @@ def verify(
         except Exception as exc:
             return Verdict(dict.fromkeys(outputs, f"the kernel failed: {type(exc).__name__}: {exc}"), total, worst)
         if got is not None:
+            total += n
             judge(ref, got, f"on {n} validation rows")
         for i in range(min(n, 12)):
             one = _rows(batch, slice(i, i + 1))
@@ -312,6 +312,7 @@ def verify(
                 got1 = kernel(one)
             except Fallback:
                 continue
+            total += got is None
             judge(_native(native, one), got1, f"on validation row {i} alone")
     for one in hostile:
         expected: Batch | None
@@ -334,4 +335,9 @@ def verify(
         else:
             total += 1
             judge(expected, got1, "on an edge-case row (NaN, infinity or an unseen category)")
+    if not total:
+        # Nothing was compared (the model refused every generated row, or the kernel handed
+        # every batch back): no evidence, so no compiled output.
+        for name in outputs:
+            refused.setdefault(name, "no validation row was both accepted by the model and answered by the kernel")
     return Verdict(refused, total, worst)

@@ -56,6 +56,12 @@ def _one_blas_thread() -> Iterator[None]:
         yield
 
 
+def _lgbm(kind: str, **params: Any) -> Any:
+    import lightgbm
+
+    return getattr(lightgbm, kind)(verbose=-1, n_jobs=1, random_state=0, **params)
+
+
 CASES: list[tuple[str, Callable[[], Any], Loader]] = [
     ("lr-binary", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), load_breast_cancer),
     ("lr-multinomial", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), load_iris),
@@ -78,6 +84,10 @@ CASES: list[tuple[str, Callable[[], Any], Loader]] = [
     ("gbt-multiclass", lambda: GradientBoostingClassifier(n_estimators=20, random_state=0), load_iris),
     ("gbt-regressor", lambda: GradientBoostingRegressor(n_estimators=30, random_state=0), load_diabetes),
     ("scaled-forest", lambda: make_pipeline(StandardScaler(), RandomForestClassifier(10, random_state=0)), load_wine),
+    ("lightgbm-binary", lambda: _lgbm("LGBMClassifier", n_estimators=40), load_breast_cancer),
+    ("lightgbm-multiclass", lambda: _lgbm("LGBMClassifier", n_estimators=20), load_iris),
+    ("lightgbm-regressor", lambda: _lgbm("LGBMRegressor", n_estimators=30), load_diabetes),
+    ("lightgbm-pipeline", lambda: make_pipeline(StandardScaler(), _lgbm("LGBMClassifier", n_estimators=10)), load_wine),
 ]
 
 
@@ -129,6 +139,19 @@ def test_estimator_without_kernel_stays_native_and_says_why(caplog: pytest.LogCa
     assert (
         "supported estimators:" in message and "LogisticRegression" in message and "RandomForestClassifier" in message
     )
+
+
+def test_xgboost_wrapper_stays_on_xgboost(caplog: pytest.LogCaptureFixture) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    X, y = load_iris(return_X_y=True)
+    est = xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)
+    with caplog.at_level(logging.INFO, logger="modelport.compile"):
+        out = compile_predictor(predictor_for(est, source="xgb.joblib"))
+    assert isinstance(out, SklearnPredictor)
+    assert caplog.messages[-1].startswith(
+        "xgb.joblib: scikit-learn serves every output (not compiled: no kernel for XGBClassifier; supported estimators:"
+    )
+    assert "LGBMClassifier" in caplog.messages[-1]
 
 
 class Drifting(LinearRegression):

@@ -36,11 +36,12 @@ def _builtins() -> None:
     global _loaded
     if _loaded:
         return
-    from modelport.compile import linear, pipeline, trees
+    from modelport.compile import boosters, linear, pipeline, trees
 
     for table, found in (
         (HEADS, linear.builtin_heads()),
         (HEADS, trees.builtin_heads()),
+        (HEADS, boosters.builtin_heads()),
         (STEPS, pipeline.builtin_steps()),
     ):
         for cls, builder in found.items():

@@ -80,6 +80,15 @@ def _hints(est: Any, keys: list[Any], out: dict[Any, _Hint]) -> None:
     elif name == "OneHotEncoder":
         for i, h in enumerate(hints):
             h.categories = list(np.asarray(est.categories_[i]).tolist())
+    elif name in {"LGBMClassifier", "LGBMRegressor"}:
+        stack = [t["tree_structure"] for t in est.booster_.dump_model()["tree_info"]]
+        while stack:
+            node = stack.pop()
+            if "split_feature" in node and isinstance(node.get("threshold"), int | float):
+                if node["split_feature"] < len(hints):
+                    hints[node["split_feature"]].points.append(float(node["threshold"]))
+                stack.extend((node["left_child"], node["right_child"]))
+        _center_on_points(hints)
     elif hasattr(est, "tree_") or hasattr(est, "estimators_"):
         trees = [est] if hasattr(est, "tree_") else list(np.ravel(est.estimators_))
         for t in trees:
@@ -90,10 +99,14 @@ def _hints(est: Any, keys: list[Any], out: dict[Any, _Hint]) -> None:
             for f, thr in zip(tree.feature[inner], tree.threshold[inner], strict=True):
                 if f < len(hints):
                     hints[f].points.append(float(thr))
-        for h in hints:
-            if h.points:
-                h.center = float(np.median(h.points))
-                h.scale = float(np.std(h.points)) or 1.0
+        _center_on_points(hints)
+
+
+def _center_on_points(hints: list[_Hint]) -> None:
+    for h in hints:
+        if h.points:
+            h.center = float(np.median(h.points))
+            h.scale = float(np.std(h.points)) or 1.0
 
 
 def _hints_after_impute(est: Any, hints: list[_Hint]) -> None:
@@ -132,7 +145,7 @@ def validation_sample(
         if h.nan_ok:
             col[rng.random(rows) < 0.1] = np.nan
         values[k] = col
-    # Rows that sit on tree thresholds: exactly, and one float32 step below and above.
+    # Rows that sit on tree thresholds: exactly, and one float64 and one float32 step to either side.
     edge: dict[Any, list[float]] = {}
     for k in keys:
         points = hints.get(k, _Hint()).points
@@ -142,6 +155,8 @@ def validation_sample(
                 p32 = np.float32(p)
                 edge.setdefault(k, []).extend(
                     [
+                        float(np.nextafter(p, -np.inf)),
+                        float(np.nextafter(p, np.inf)),
                         float(p),
                         float(p32),
                         float(np.nextafter(p32, np.float32(-np.inf))),

@@ -24,7 +24,9 @@ __all__ = ["Forest", "builtin_heads"]
 class Forest:
     """The fitted ``tree_`` objects of a model, packed for a vectorised walk."""
 
-    def __init__(self, trees: Sequence[Any], n_features: int) -> None:
+    def __init__(self, trees: Sequence[Any], n_features: int, *, float32: bool = True) -> None:
+        """``trees`` are scikit-learn ``tree_`` objects or anything with the same arrays."""
+        self.float32 = float32
         sizes = [t.node_count for t in trees]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         feature, threshold, left, right, value = [], [], [], [], []
@@ -58,7 +60,7 @@ class Forest:
     def rows32(self, x: np.ndarray) -> np.ndarray:
         """The float32 rows scikit-learn's validation would make, or a fallback for NaN/inf."""
         with np.errstate(over="ignore"):
-            x32 = np.ascontiguousarray(x, dtype=np.float32)
+            x32 = np.ascontiguousarray(x, dtype=np.float32 if self.float32 else np.float64)
         if not np.isfinite(x32).all():
             # NaN goes where the fitted tree sends missing values, inf is an error: both native.
             raise Fallback

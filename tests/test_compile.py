@@ -392,3 +392,31 @@ def test_saved_sample_joins_the_validation_rows() -> None:
     rows = [int(p.info["compiled"].split(" validation rows")[0].rsplit(" ", 1)[1]) for p in (plain, with_sample)]
     assert rows[1] == rows[0] + 30
     assert with_sample.estimator is est and with_sample.columns is None  # the flavor's attributes show through
+
+
+@pytest.mark.parametrize(
+    ("loader", "params"),
+    [
+        (load_breast_cancer, {"objective": "binary"}),
+        (load_iris, {"objective": "multiclass", "num_class": 3}),
+        (load_diabetes, {"objective": "regression"}),
+    ],
+    ids=["binary", "multiclass", "regression"],
+)
+def test_native_lightgbm_booster_compiles(tmp_path: Path, loader: Loader, params: dict[str, Any]) -> None:
+    pytest.importorskip("modelport.flavors.lightgbm")  # the lightgbm flavor lives on its own branch until merged
+    import lightgbm
+
+    X, y = loader(return_X_y=True)
+    booster = lightgbm.train({**params, "verbose": -1, "num_threads": 1}, lightgbm.Dataset(X, y), num_boost_round=30)
+    booster.save_model(tmp_path / "model.txt")
+    fast, slow = (
+        modelport.load_model(tmp_path / "model.txt"),
+        modelport.load_model(tmp_path / "model.txt", compile=False),
+    )
+    assert set(fast.info["runtime"].values()) == {COMPILED}
+    assert set(slow.info["runtime"].values()) == {"lightgbm"}
+    for rows in (X, X[:1]):
+        want, got = slow.predict({"input": rows}), fast.predict({"input": rows})
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])

@@ -77,8 +77,7 @@ def _tree(structure: dict[str, Any]) -> _Tree:
     )
 
 
-def _booster_parts(est: Any) -> tuple[Forest, int, str, float]:
-    booster = est.booster_
+def _booster_parts(booster: Any) -> tuple[Forest, int, str, float]:
     dump = booster.dump_model()
     if dump.get("average_output"):
         raise NotCompilable("LightGBM random-forest mode (average_output) is not compiled")
@@ -110,7 +109,7 @@ def _raw(forest: Forest, k: int, x: np.ndarray) -> np.ndarray:
 
 
 def lgbm_classifier(est: Any) -> Head:
-    forest, k, objective, sigmoid = _booster_parts(est)
+    forest, k, objective, sigmoid = _booster_parts(est.booster_)
     classes = np.asarray(est.classes_)
     if objective == "binary" and k == 1:
 
@@ -136,10 +135,48 @@ _IDENTITY = {"regression", "regression_l1", "huber", "fair", "quantile", "mape"}
 
 
 def lgbm_regressor(est: Any) -> Head:
-    forest, k, objective, _ = _booster_parts(est)
+    forest, k, objective, _ = _booster_parts(est.booster_)
     if objective not in _IDENTITY or k != 1:
         raise NotCompilable(f"{type_name(est)} with objective '{objective}' (compiled: {', '.join(sorted(_IDENTITY))})")
     return lambda x: {"predict": _raw(forest, k, x)[:, 0]}
+
+
+def native_lightgbm(predictor: Any) -> Any:
+    """A kernel for the lightgbm flavor's predictor (a ``booster`` with ``columns``).
+
+    Its outputs follow that flavor: ``predict`` is the class index (INT64) for binary and
+    multiclass objectives, ``predict_proba`` the probabilities; the check holds it to them.
+    """
+    forest, k, objective, sigmoid = _booster_parts(predictor.booster)
+    columns = predictor.columns
+    name = predictor.signature.inputs[0].name
+
+    def rows(batch: Any) -> np.ndarray:
+        if columns is None:
+            return np.asarray(batch[name], dtype=np.float64)
+        return np.column_stack([np.asarray(batch[c], dtype=np.float64) for c in columns])
+
+    if objective == "binary" and k == 1:
+
+        def binary(batch: Any) -> dict[str, np.ndarray]:
+            p = 1.0 / (1.0 + np.exp(-sigmoid * _raw(forest, k, rows(batch))[:, 0]))
+            return {"predict": (p > 0.5).astype(np.int64), "predict_proba": np.column_stack([1.0 - p, p])}
+
+        return binary
+    if objective in {"multiclass", "softmax"}:
+
+        def multiclass(batch: Any) -> dict[str, np.ndarray]:
+            raw = _raw(forest, k, rows(batch))
+            e = np.exp(raw - raw.max(axis=1, keepdims=True))
+            proba = e / e.sum(axis=1, keepdims=True)
+            return {"predict": proba.argmax(axis=1).astype(np.int64), "predict_proba": proba}
+
+        return multiclass
+    if objective in _IDENTITY and k == 1:
+        return lambda batch: {"predict": _raw(forest, k, rows(batch))[:, 0]}
+    raise NotCompilable(
+        f"LightGBM objective '{objective}' (compiled: binary, multiclass, {', '.join(sorted(_IDENTITY))})"
+    )
 
 
 def builtin_heads() -> dict[type, Any]:

@@ -80,8 +80,9 @@ def _hints(est: Any, keys: list[Any], out: dict[Any, _Hint]) -> None:
     elif name == "OneHotEncoder":
         for i, h in enumerate(hints):
             h.categories = list(np.asarray(est.categories_[i]).tolist())
-    elif name in {"LGBMClassifier", "LGBMRegressor"}:
-        stack = [t["tree_structure"] for t in est.booster_.dump_model()["tree_info"]]
+    elif name in {"LGBMClassifier", "LGBMRegressor"} or (name == "Booster" and hasattr(est, "dump_model")):
+        booster = est.booster_ if hasattr(est, "booster_") else est
+        stack = [t["tree_structure"] for t in booster.dump_model()["tree_info"]]
         while stack:
             node = stack.pop()
             if "split_feature" in node and isinstance(node.get("threshold"), int | float):

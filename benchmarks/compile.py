@@ -4,7 +4,8 @@
 
 Times ``predict`` of the flavor's predictor (all outputs: predict and predict_proba)
 on one row and on 1,000 rows, for a StandardScaler + LogisticRegression pipeline on
-breast_cancer, a 100-tree random forest and a 100-stage gradient-boosted classifier.
+breast_cancer, a 100-tree random forest, a 100-stage gradient-boosted classifier and a
+100-tree LGBMClassifier (one LightGBM thread).
 BLAS is held to one thread, as a server worker runs it. onnxruntime (through skl2onnx,
 double precision, one thread) is timed on the same rows when it converts the model.
 Prints median and p99 in microseconds, and native / compiled ratios.
@@ -85,6 +86,12 @@ def main() -> None:
         "RandomForestClassifier(100 trees)": RandomForestClassifier(n_estimators=100, random_state=0),
         "GradientBoostingClassifier(100 stages)": GradientBoostingClassifier(random_state=0),
     }
+    try:
+        import lightgbm
+
+        models["LGBMClassifier(100 trees)"] = lightgbm.LGBMClassifier(verbose=-1, n_jobs=1, random_state=0)
+    except ImportError:
+        pass
     rows = []
     with threadpool_limits(1):
         for title, est in models.items():

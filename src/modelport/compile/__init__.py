@@ -2,11 +2,16 @@
 
 At load time :func:`compile_predictor` reads a fitted scikit-learn estimator or Pipeline
 (linear models, scalers, imputers, one-hot encoders, ColumnTransformers, trees and tree
-ensembles) into numpy closures. A kernel serves an output only after the agreement
-check (:mod:`modelport.compile.check`) found it equal to the native model on a
-validation sample: labels exactly, values to 1e-9 relative. Everything else stays on
-the native model, and the log says why. On one row this turns ~340 µs of
-scikit-learn overhead into a few µs (see docs/bench/compile.md).
+ensembles, LightGBM's scikit-learn wrappers) or a native LightGBM Booster into numpy
+closures. A kernel serves an output only after the agreement check
+(:mod:`modelport.compile.check`) found it equal to the native model on a validation
+sample: labels exactly, values to 1e-9 relative. Everything else stays on the native
+model, and the log says why. On one row this turns ~340 µs of scikit-learn overhead into
+~15 µs for a scaled logistic regression (see docs/bench/compile.md).
+
+Supported (exact classes; a subclass needs :func:`register_head`): see
+``linear.builtin_heads``, ``trees.builtin_heads``, ``boosters.builtin_heads`` and
+``pipeline.builtin_steps``; the log names them when a model has something else.
 
 Turn it off with ``compile = false`` in modelport.toml, ``load_model(..., compile=False)``
 or ``--no-compile``.

@@ -20,7 +20,11 @@ import numpy as np
 from modelport.compile.kernels import Head, NotCompilable, type_name
 from modelport.compile.trees import Forest
 
-__all__ = ["builtin_heads"]
+__all__ = ["LIGHTGBM_NATIVE_ABOVE", "builtin_heads", "native_lightgbm"]
+
+# LightGBM's C++ walk has a large fixed cost per call (~1-8 ms through the sklearn
+# wrapper) and a small one per row: numpy wins on small batches, LightGBM on big ones.
+LIGHTGBM_NATIVE_ABOVE = 256
 
 
 @dataclass
@@ -118,6 +122,7 @@ def lgbm_classifier(est: Any) -> Head:
             proba = np.vstack((1.0 - p, p)).transpose()
             return {"predict": classes.take(np.argmax(proba, axis=1), axis=0), "predict_proba": proba}
 
+        binary.native_above = LIGHTGBM_NATIVE_ABOVE  # type: ignore[attr-defined]
         return binary
     if objective == "multiclass":
 
@@ -127,6 +132,7 @@ def lgbm_classifier(est: Any) -> Head:
             proba = e / e.sum(axis=1, keepdims=True)
             return {"predict": classes.take(np.argmax(proba, axis=1), axis=0), "predict_proba": proba}
 
+        multiclass.native_above = LIGHTGBM_NATIVE_ABOVE  # type: ignore[attr-defined]
         return multiclass
     raise NotCompilable(f"{type_name(est)} with objective '{objective}' (compiled: binary, multiclass)")
 
@@ -138,7 +144,12 @@ def lgbm_regressor(est: Any) -> Head:
     forest, k, objective, _ = _booster_parts(est.booster_)
     if objective not in _IDENTITY or k != 1:
         raise NotCompilable(f"{type_name(est)} with objective '{objective}' (compiled: {', '.join(sorted(_IDENTITY))})")
-    return lambda x: {"predict": _raw(forest, k, x)[:, 0]}
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        return {"predict": _raw(forest, k, x)[:, 0]}
+
+    run.native_above = LIGHTGBM_NATIVE_ABOVE  # type: ignore[attr-defined]
+    return run
 
 
 def native_lightgbm(predictor: Any) -> Any:
@@ -162,8 +173,8 @@ def native_lightgbm(predictor: Any) -> Any:
             p = 1.0 / (1.0 + np.exp(-sigmoid * _raw(forest, k, rows(batch))[:, 0]))
             return {"predict": (p > 0.5).astype(np.int64), "predict_proba": np.column_stack([1.0 - p, p])}
 
-        return binary
-    if objective in {"multiclass", "softmax"}:
+        kernel: Any = binary
+    elif objective in {"multiclass", "softmax"}:
 
         def multiclass(batch: Any) -> dict[str, np.ndarray]:
             raw = _raw(forest, k, rows(batch))
@@ -171,12 +182,19 @@ def native_lightgbm(predictor: Any) -> Any:
             proba = e / e.sum(axis=1, keepdims=True)
             return {"predict": proba.argmax(axis=1).astype(np.int64), "predict_proba": proba}
 
-        return multiclass
-    if objective in _IDENTITY and k == 1:
-        return lambda batch: {"predict": _raw(forest, k, rows(batch))[:, 0]}
-    raise NotCompilable(
-        f"LightGBM objective '{objective}' (compiled: binary, multiclass, {', '.join(sorted(_IDENTITY))})"
-    )
+        kernel = multiclass
+    elif objective in _IDENTITY and k == 1:
+
+        def regression(batch: Any) -> dict[str, np.ndarray]:
+            return {"predict": _raw(forest, k, rows(batch))[:, 0]}
+
+        kernel = regression
+    else:
+        raise NotCompilable(
+            f"LightGBM objective '{objective}' (compiled: binary, multiclass, {', '.join(sorted(_IDENTITY))})"
+        )
+    kernel.native_above = LIGHTGBM_NATIVE_ABOVE
+    return kernel
 
 
 def builtin_heads() -> dict[type, Any]:

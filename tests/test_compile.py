@@ -40,7 +40,7 @@ import modelport
 from modelport.cli import main
 from modelport.compile import COMPILED, CompiledPredictor, compile_predictor, register_head
 from modelport.compile.check import compare
-from modelport.compile.kernels import HEADS
+from modelport.compile.kernels import HEADS, Fallback
 from modelport.errors import ModelFailed
 from modelport.flavors.sklearn import SklearnPredictor, predictor_for
 
@@ -54,6 +54,12 @@ def _one_blas_thread() -> Iterator[None]:
 
     with threadpool_limits(1):
         yield
+
+
+def _lgbm(kind: str, **params: Any) -> Any:
+    import lightgbm
+
+    return getattr(lightgbm, kind)(verbose=-1, n_jobs=1, random_state=0, **params)
 
 
 CASES: list[tuple[str, Callable[[], Any], Loader]] = [
@@ -78,6 +84,10 @@ CASES: list[tuple[str, Callable[[], Any], Loader]] = [
     ("gbt-multiclass", lambda: GradientBoostingClassifier(n_estimators=20, random_state=0), load_iris),
     ("gbt-regressor", lambda: GradientBoostingRegressor(n_estimators=30, random_state=0), load_diabetes),
     ("scaled-forest", lambda: make_pipeline(StandardScaler(), RandomForestClassifier(10, random_state=0)), load_wine),
+    ("lightgbm-binary", lambda: _lgbm("LGBMClassifier", n_estimators=40), load_breast_cancer),
+    ("lightgbm-multiclass", lambda: _lgbm("LGBMClassifier", n_estimators=20), load_iris),
+    ("lightgbm-regressor", lambda: _lgbm("LGBMRegressor", n_estimators=30), load_diabetes),
+    ("lightgbm-pipeline", lambda: make_pipeline(StandardScaler(), _lgbm("LGBMClassifier", n_estimators=10)), load_wine),
 ]
 
 
@@ -131,12 +141,29 @@ def test_estimator_without_kernel_stays_native_and_says_why(caplog: pytest.LogCa
     )
 
 
+def test_xgboost_wrapper_stays_on_xgboost(caplog: pytest.LogCaptureFixture) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    X, y = load_iris(return_X_y=True)
+    est = xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)
+    with caplog.at_level(logging.INFO, logger="modelport.compile"):
+        out = compile_predictor(predictor_for(est, source="xgb.joblib"))
+    assert isinstance(out, SklearnPredictor)
+    assert caplog.messages[-1].startswith(
+        "xgb.joblib: scikit-learn serves every output (not compiled: no kernel for XGBClassifier; supported estimators:"
+    )
+    assert "LGBMClassifier" in caplog.messages[-1]
+
+
 class Drifting(LinearRegression):
     """A LinearRegression whose (test-only) kernel is off by one part in a million."""
 
 
 class Mislabelling(LogisticRegression):
     """A LogisticRegression whose (test-only) kernel gets labels wrong but probabilities right."""
+
+
+class Shy(LinearRegression):
+    """A LinearRegression whose (test-only) kernel hands every batch back to the native model."""
 
 
 @pytest.fixture
@@ -151,10 +178,17 @@ def bad_kernels() -> Iterator[None]:
 
         return run
 
+    def shy(est: Any) -> Any:
+        def run(x: np.ndarray) -> dict[str, np.ndarray]:
+            raise Fallback
+
+        return run
+
     register_head(Drifting, drifting)
     register_head(Mislabelling, mislabelling)
+    register_head(Shy, shy)
     yield
-    del HEADS[Drifting], HEADS[Mislabelling]
+    del HEADS[Drifting], HEADS[Mislabelling], HEADS[Shy]
 
 
 @pytest.mark.usefixtures("bad_kernels")
@@ -193,6 +227,18 @@ def test_output_with_wrong_labels_stays_native_while_probabilities_compile(caplo
     got = out.predict({"input": X[:40]})
     np.testing.assert_array_equal(got["predict"], est.predict(X[:40]))
     np.testing.assert_allclose(got["predict_proba"], est.predict_proba(X[:40]), rtol=1e-12)
+
+
+@pytest.mark.usefixtures("bad_kernels")
+def test_kernel_never_compared_is_not_trusted(caplog: pytest.LogCaptureFixture) -> None:
+    X, y = load_diabetes(return_X_y=True)
+    with caplog.at_level(logging.INFO, logger="modelport.compile"):
+        out = compile_predictor(predictor_for(Shy().fit(X, y), source="shy.joblib"))
+    assert isinstance(out, SklearnPredictor)
+    assert caplog.messages[-1] == (
+        "shy.joblib: output 'predict' stays on scikit-learn: the compiled kernel was refused: "
+        "no validation row was both accepted by the model and answered by the kernel"
+    )
 
 
 def _save(tmp_path: Path, est: Any, toml: str | None = None) -> Path:
@@ -346,3 +392,31 @@ def test_saved_sample_joins_the_validation_rows() -> None:
     rows = [int(p.info["compiled"].split(" validation rows")[0].rsplit(" ", 1)[1]) for p in (plain, with_sample)]
     assert rows[1] == rows[0] + 30
     assert with_sample.estimator is est and with_sample.columns is None  # the flavor's attributes show through
+
+
+@pytest.mark.parametrize(
+    ("loader", "params"),
+    [
+        (load_breast_cancer, {"objective": "binary"}),
+        (load_iris, {"objective": "multiclass", "num_class": 3}),
+        (load_diabetes, {"objective": "regression"}),
+    ],
+    ids=["binary", "multiclass", "regression"],
+)
+def test_native_lightgbm_booster_compiles(tmp_path: Path, loader: Loader, params: dict[str, Any]) -> None:
+    pytest.importorskip("modelport.flavors.lightgbm")  # the lightgbm flavor lives on its own branch until merged
+    import lightgbm
+
+    X, y = loader(return_X_y=True)
+    booster = lightgbm.train({**params, "verbose": -1, "num_threads": 1}, lightgbm.Dataset(X, y), num_boost_round=30)
+    booster.save_model(tmp_path / "model.txt")
+    fast, slow = (
+        modelport.load_model(tmp_path / "model.txt"),
+        modelport.load_model(tmp_path / "model.txt", compile=False),
+    )
+    assert set(fast.info["runtime"].values()) == {COMPILED}
+    assert set(slow.info["runtime"].values()) == {"lightgbm"}
+    for rows in (X, X[:1]):
+        want, got = slow.predict({"input": rows}), fast.predict({"input": rows})
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])

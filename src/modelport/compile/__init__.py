@@ -2,11 +2,16 @@
 
 At load time :func:`compile_predictor` reads a fitted scikit-learn estimator or Pipeline
 (linear models, scalers, imputers, one-hot encoders, ColumnTransformers, trees and tree
-ensembles) into numpy closures. A kernel serves an output only after the agreement
-check (:mod:`modelport.compile.check`) found it equal to the native model on a
-validation sample: labels exactly, values to 1e-9 relative. Everything else stays on
-the native model, and the log says why. On one row this turns ~340 µs of
-scikit-learn overhead into a few µs (see docs/bench/compile.md).
+ensembles, LightGBM's scikit-learn wrappers) or a native LightGBM Booster into numpy
+closures. A kernel serves an output only after the agreement check
+(:mod:`modelport.compile.check`) found it equal to the native model on a validation
+sample: labels exactly, values to 1e-9 relative. Everything else stays on the native
+model, and the log says why. On one row this turns ~340 µs of scikit-learn overhead into
+~15 µs for a scaled logistic regression (see docs/bench/compile.md).
+
+Supported (exact classes; a subclass needs :func:`register_head`): see
+``linear.builtin_heads``, ``trees.builtin_heads``, ``boosters.builtin_heads`` and
+``pipeline.builtin_steps``; the log names them when a model has something else.
 
 Turn it off with ``compile = false`` in modelport.toml, ``load_model(..., compile=False)``
 or ``--no-compile``.
@@ -36,11 +41,12 @@ def _builtins() -> None:
     global _loaded
     if _loaded:
         return
-    from modelport.compile import linear, pipeline, trees
+    from modelport.compile import boosters, linear, pipeline, trees
 
     for table, found in (
         (HEADS, linear.builtin_heads()),
         (HEADS, trees.builtin_heads()),
+        (HEADS, boosters.builtin_heads()),
         (STEPS, pipeline.builtin_steps()),
     ):
         for cls, builder in found.items():
@@ -130,26 +136,37 @@ def compile_predictor(predictor: Predictor, *, sample: Batch | None = None) -> P
     """
     from modelport.flavors.sklearn import SklearnPredictor
 
-    if not isinstance(predictor, SklearnPredictor):
+    booster = getattr(predictor, "booster", None)
+    if type(booster).__module__.startswith("lightgbm"):
+        where, native = getattr(predictor, "source", "") or "LightGBM booster", "lightgbm"
+        build: Any = _lightgbm
+    elif isinstance(predictor, SklearnPredictor):
+        where, native = predictor.source or type_name(predictor.estimator), "scikit-learn"
+        build = _compile
+    else:
         log.debug("%s: no compiled runtime for %s predictors", getattr(predictor, "source", ""), type_name(predictor))
         return predictor
-    est = predictor.estimator
-    where = predictor.source or type_name(est)
     _builtins()
     try:
-        return _compile(predictor, est, where, sample)
+        return build(predictor, where, sample)
     except NotCompilable as exc:
-        return _keep(predictor, where, f"not compiled: {exc}")
-    except Exception as exc:  # a kernel builder tripped on an estimator it misread: never fail the load
-        log.warning("%s: compiling failed, scikit-learn serves every output", where, exc_info=True)
+        return _keep(predictor, where, f"not compiled: {exc}", native=native)
+    except Exception as exc:  # a kernel builder tripped on a model it misread: never fail the load
+        log.warning("%s: compiling failed, %s serves every output", where, native, exc_info=True)
         return _keep(predictor, where, f"compiling failed: {type(exc).__name__}: {exc}", log_it=False)
 
 
-def _compile(predictor: Any, est: Any, where: str, sample: Batch | None) -> Any:
+def _lightgbm(predictor: Any, where: str, sample: Batch | None) -> Any:
+    from modelport.compile.boosters import native_lightgbm
+
+    kernel = native_lightgbm(predictor)
+    return _checked(predictor, predictor.booster, kernel, where, sample, "LightGBM Booster")
+
+
+def _compile(predictor: Any, where: str, sample: Batch | None) -> Any:
     from modelport.compile.pipeline import compile_estimator
 
-    native_runtime = dict(predictor.info.get("runtime", {}))
-    outputs = predictor.signature.output_names
+    est = predictor.estimator
     types = {s.name: s.datatype for s in predictor.signature.inputs}
     head = compile_estimator(est, predictor.columns, types)
     source = _source(predictor)
@@ -157,6 +174,14 @@ def _compile(predictor: Any, est: Any, where: str, sample: Batch | None) -> Any:
     def kernel(batch: Batch) -> dict[str, np.ndarray]:
         return head(source(batch))
 
+    kernel.native_above = getattr(head, "native_above", None)  # type: ignore[attr-defined]
+    return _checked(predictor, est, kernel, where, sample, _describe(est))
+
+
+def _checked(predictor: Any, est: Any, kernel: Any, where: str, sample: Batch | None, what: str) -> Any:
+    """Run the agreement check and wrap the outputs that pass."""
+    native_runtime = dict(predictor.info.get("runtime", {}))
+    outputs = predictor.signature.output_names
     clean, hostile = validation_sample(predictor.signature, est, predictor.columns)
     batches = [clean] if sample is None else [sample, clean]
     classifier = getattr(est, "classes_", None) is not None
@@ -177,20 +202,20 @@ def _compile(predictor: Any, est: Any, where: str, sample: Batch | None) -> Any:
         return _keep(predictor, where, "compiled kernel refused by the agreement check", log_it=False)
     runtime = {o: COMPILED if o in compiled else native_runtime.get(o, "native") for o in outputs}
     summary = (
-        f"numpy kernel for {_describe(est)}; agreed with the native model on {verdict.rows} validation rows "
+        f"numpy kernel for {what}; agreed with the native model on {verdict.rows} validation rows "
         f"(largest relative difference {verdict.worst:.1e})"
     )
     log.info("%s: %s serves %s: %s", where, COMPILED, ", ".join(compiled), summary)
-    native_above = getattr(head, "native_above", None)
+    native_above = getattr(kernel, "native_above", None)
     if native_above is not None:
         summary += f"; batches over {native_above} rows go to the native model, which is faster there"
     info = {**predictor.info, "runtime": runtime, "compiled": summary}
     return CompiledPredictor(predictor, kernel, compiled, info, native_above)
 
 
-def _keep(predictor: Any, where: str, reason: str, *, log_it: bool = True) -> Any:
+def _keep(predictor: Any, where: str, reason: str, *, log_it: bool = True, native: str = "scikit-learn") -> Any:
     if log_it:
-        log.info("%s: scikit-learn serves every output (%s)", where, reason)
+        log.info("%s: %s serves every output (%s)", where, native, reason)
     predictor.info["compiled"] = reason
     return predictor
 

@@ -80,6 +80,16 @@ def _hints(est: Any, keys: list[Any], out: dict[Any, _Hint]) -> None:
     elif name == "OneHotEncoder":
         for i, h in enumerate(hints):
             h.categories = list(np.asarray(est.categories_[i]).tolist())
+    elif name in {"LGBMClassifier", "LGBMRegressor"} or (name == "Booster" and hasattr(est, "dump_model")):
+        booster = est.booster_ if hasattr(est, "booster_") else est
+        stack = [t["tree_structure"] for t in booster.dump_model()["tree_info"]]
+        while stack:
+            node = stack.pop()
+            if "split_feature" in node and isinstance(node.get("threshold"), int | float):
+                if node["split_feature"] < len(hints):
+                    hints[node["split_feature"]].points.append(float(node["threshold"]))
+                stack.extend((node["left_child"], node["right_child"]))
+        _center_on_points(hints)
     elif hasattr(est, "tree_") or hasattr(est, "estimators_"):
         trees = [est] if hasattr(est, "tree_") else list(np.ravel(est.estimators_))
         for t in trees:
@@ -90,10 +100,14 @@ def _hints(est: Any, keys: list[Any], out: dict[Any, _Hint]) -> None:
             for f, thr in zip(tree.feature[inner], tree.threshold[inner], strict=True):
                 if f < len(hints):
                     hints[f].points.append(float(thr))
-        for h in hints:
-            if h.points:
-                h.center = float(np.median(h.points))
-                h.scale = float(np.std(h.points)) or 1.0
+        _center_on_points(hints)
+
+
+def _center_on_points(hints: list[_Hint]) -> None:
+    for h in hints:
+        if h.points:
+            h.center = float(np.median(h.points))
+            h.scale = float(np.std(h.points)) or 1.0
 
 
 def _hints_after_impute(est: Any, hints: list[_Hint]) -> None:
@@ -132,7 +146,7 @@ def validation_sample(
         if h.nan_ok:
             col[rng.random(rows) < 0.1] = np.nan
         values[k] = col
-    # Rows that sit on tree thresholds: exactly, and one float32 step below and above.
+    # Rows that sit on tree thresholds: exactly, and one float64 and one float32 step to either side.
     edge: dict[Any, list[float]] = {}
     for k in keys:
         points = hints.get(k, _Hint()).points
@@ -142,6 +156,8 @@ def validation_sample(
                 p32 = np.float32(p)
                 edge.setdefault(k, []).extend(
                     [
+                        float(np.nextafter(p, -np.inf)),
+                        float(np.nextafter(p, np.inf)),
                         float(p),
                         float(p32),
                         float(np.nextafter(p32, np.float32(-np.inf))),
@@ -297,7 +313,6 @@ def verify(
             batch = _rows(batch, np.asarray(ok))
             n = len(ok)
             ref = _native(native, batch)
-        total += n
         try:
             got = kernel(batch)
         except Fallback:
@@ -305,6 +320,7 @@ def verify(
         except Exception as exc:
             return Verdict(dict.fromkeys(outputs, f"the kernel failed: {type(exc).__name__}: {exc}"), total, worst)
         if got is not None:
+            total += n
             judge(ref, got, f"on {n} validation rows")
         for i in range(min(n, 12)):
             one = _rows(batch, slice(i, i + 1))
@@ -312,6 +328,7 @@ def verify(
                 got1 = kernel(one)
             except Fallback:
                 continue
+            total += got is None
             judge(_native(native, one), got1, f"on validation row {i} alone")
     for one in hostile:
         expected: Batch | None
@@ -334,4 +351,9 @@ def verify(
         else:
             total += 1
             judge(expected, got1, "on an edge-case row (NaN, infinity or an unseen category)")
+    if not total:
+        # Nothing was compared (the model refused every generated row, or the kernel handed
+        # every batch back): no evidence, so no compiled output.
+        for name in outputs:
+            refused.setdefault(name, "no validation row was both accepted by the model and answered by the kernel")
     return Verdict(refused, total, worst)

@@ -27,6 +27,7 @@ import numpy as np
 from modelport.batching import Batcher
 from modelport.config import BatchingConfig
 from modelport.errors import ModelportError
+from modelport.metrics import observe_inference
 from modelport.model import Model
 from modelport.repository import Repository, VersionEntry
 from modelport.router import ShadowObserver, ShadowStats
@@ -183,6 +184,7 @@ class DataPlane:
         else:
             result = model.run(batch, outputs)
         took = time.perf_counter() - start
+        observe_inference(model.name, model.version, took, batch_rows(batch))
         state.cost = took if state.calls == 0 else 0.8 * cost + 0.2 * took
         state.calls += 1
         return result

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import (
@@ -32,6 +32,9 @@ from modelport.observe import Observer, RequestRecord
 from modelport.repository import Repository
 from modelport.server import ui, v1, v2
 from modelport.server.http import Request, Response, dumps, error_response, json_response
+
+if TYPE_CHECKING:
+    from modelport.metrics import Metrics
 
 __all__ = ["DEFAULT_MAX_BODY", "ModelportApp", "ServerOptions"]
 
@@ -65,6 +68,12 @@ class ServerOptions:
     cors_origins: tuple[str, ...] = ()
     observers: list[Observer] = field(default_factory=list)
     batching: BatchingPolicy | None = None
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int | None = None
+    # Serves /metrics and counts in-flight requests; also add it to ``observers``.
+    metrics: Metrics | None = None
+    # Set by ``serve``: on SIGTERM readiness turns false this long before the server stops.
+    drain_seconds: float | None = None
 
 
 class ModelportApp:
@@ -81,6 +90,10 @@ class ModelportApp:
         self._openapi: bytes | None = None
         self._openapi_generation = -1
         self._observers = list(self.options.observers)
+        self._metrics = self.options.metrics
+        self.draining = False
+        if self._metrics is not None:
+            self._metrics.watch(repository)
 
     # -- ASGI ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,16 +104,73 @@ class ModelportApp:
             await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        grpc_server: Any = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.options.grpc_port is not None:
+                    from modelport.server.grpc import start_grpc
+
+                    try:
+                        grpc_server = await start_grpc(self, self.options.grpc_host, self.options.grpc_port)
+                    except Exception as exc:
+                        await send({"type": "lifespan.startup.failed", "message": f"gRPC: {exc}"})
+                        return
+                    log.info("gRPC V2 on %s:%d", self.options.grpc_host, self.options.grpc_port)
+                if self.options.drain_seconds is not None:
+                    from modelport.server.shutdown import install_drain
+
+                    install_drain(self, self.options.drain_seconds)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if grpc_server is not None:
+                    await grpc_server.stop(grace=5.0)
                 self.repository.close()
+                self._close_observers()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def ready(self) -> bool:
+        """Every model has an available version and the server is not draining."""
+        return self.repository.ready() and not self.draining
+
+    @property
+    def has_observers(self) -> bool:
+        return bool(self._observers)
+
+    def notify(self, record: RequestRecord) -> None:
+        """Hand a finished request to every observer (used by the gRPC surface too)."""
+        for observer in self._observers:
+            try:
+                observer.observe(record)
+            except Exception:  # an observer's bug must not fail requests
+                log.exception("observer %r failed", observer)
+
+    def start_draining(self) -> None:
+        """Answer readiness with 503 from now on, so load balancers stop sending traffic."""
+        self.draining = True
+
+    def _close_observers(self) -> None:
+        for observer in self._observers:
+            close = getattr(observer, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("observer %r failed to close", observer)
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+            try:
+                await self._handle(scope, receive, send)
+            finally:
+                metrics.in_flight.dec()
+        else:
+            await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         method: str = scope["method"]
@@ -161,11 +231,7 @@ class ModelportApp:
             outputs=request.outputs if request is not None else None,
             error=error,
         )
-        for observer in self._observers:
-            try:
-                observer.observe(record)
-            except Exception:  # an observer's bug must not fail requests
-                log.exception("observer %r failed", observer)
+        self.notify(record)
 
     async def _send(
         self, send: Send, response: Response, cors: list[tuple[bytes, bytes]], request_id: bytes | None
@@ -319,7 +385,14 @@ class ModelportApp:
         return Response(200, b"")
 
     def _ready(self) -> Response:
-        return Response(200 if self.repository.ready() else 503, b"")
+        return Response(200 if self.ready() else 503, b"")
+
+    def _metrics_page(self) -> Response:
+        from modelport.metrics import CONTENT_TYPE
+
+        if self._metrics is None:
+            raise NotFound("metrics are off; start the server without --no-metrics")
+        return Response(200, self._metrics.render(), headers=((b"content-type", CONTENT_TYPE.encode()),))
 
     def _server_meta(self) -> Response:
         return json_response(self.plane.server_metadata())
@@ -350,6 +423,7 @@ class ModelportApp:
         "/v2": ("GET", _server_meta),
         "/v1/models": ("GET", _v1_list),
         "/openapi.json": ("GET", _openapi_json),
+        "/metrics": ("GET", _metrics_page),
         "/docs": ("GET", _docs),
         "/": ("GET", _index),
     }

@@ -168,3 +168,30 @@ def test_poller_follows_an_s3_root(tmp_path: Path) -> None:
             assert {_answer(server.url) for _ in range(10)} == {"2"}
     finally:
         moto.stop()
+
+
+def test_grpc_follows_the_traffic_split_and_sticky_metadata(tmp_path: Path) -> None:
+    grpcclient = pytest.importorskip("tritonclient.grpc")
+    import numpy as np
+
+    from tests.conftest import free_port
+    from tests.versioned import traffic_toml, write_config
+
+    for v in (1, 2):
+        add_version(tmp_path / "m", v)
+    write_config(tmp_path / "m", traffic_toml({1: 50, 2: 50}, sticky="x-user"))
+    port = free_port()
+    with run_server(tmp_path, "--grpc-port", str(port), "--poll-seconds", "0"):
+        client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{port}")
+        inp = grpcclient.InferInput("input", [1, 2], "FP64")
+        inp.set_data_from_numpy(np.array([[0.5, 1.5]]))
+
+        def ask(headers: dict[str, str] | None = None) -> str:
+            result = client.infer("m", [inp], headers=headers)
+            version = str(result.get_response().model_version)
+            assert result.as_numpy("predict").tolist() == [float(version)]
+            return version
+
+        assert {ask() for _ in range(60)} == {"1", "2"}
+        for user in ("alice", "bob", "carol"):
+            assert len({ask({"x-user": user}) for _ in range(10)}) == 1

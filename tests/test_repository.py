@@ -394,3 +394,24 @@ async def test_openapi_follows_the_repository(versioned: Path) -> None:
         after = (await c.get("/openapi.json")).json()["paths"]
     assert "/v2/models/late/infer" in after
     repo.close()
+
+
+def test_a_bad_edit_never_drops_a_renamed_model_and_a_bad_new_model_waits(tmp_path: Path) -> None:
+    model = tmp_path / "fraud_dir"
+    add_version(model, 1)
+    write_config(model, 'name = "fraud"\n')
+    repo = Repository(str(tmp_path)).load()
+    assert repo.names() == ["fraud"]
+    write_config(model, 'name = "fraud"\n[versions]\nnewest = 1\n')
+    add_version(tmp_path / "fresh", 1)
+    write_config(tmp_path / "fresh", "[traffic]\nshadow = -1\n")
+    repo.refresh()
+    assert repo.names() == ["fraud"] and _answer(repo, "fraud") == 1.0
+    assert repo.entry("fraud").config_error == (
+        f"{model}/modelport.toml: [versions] takes exactly one of latest = N, all = true, "
+        "specific = [versions]; got newest"
+    )
+    write_config(tmp_path / "fresh", "")
+    repo.refresh()
+    assert repo.names() == ["fraud", "fresh"]
+    repo.close()

@@ -170,5 +170,11 @@ async def test_shadow_gets_a_copy_and_is_measured(tmp_path: Path) -> None:
     assert stats.mismatches == 30  # version 2 answers 2.0 where version 1 answered 1.0
     assert len(seen) == 30 and all(s[:2] == ("m", 2) and s[3] is None and s[4] is False for s in seen)
     assert meta["shadow_version"] == "2" and meta["traffic"] == {"1": 1.0}
+    assert {k: meta["shadow_stats"][k] for k in ("calls", "errors", "dropped", "mismatches")} == {
+        "calls": 30,
+        "errors": 0,
+        "dropped": 0,
+        "mismatches": 30,
+    }
     assert all(v.inflight == 0 for v in repo.entry("m").versions.values())
     repo.close()

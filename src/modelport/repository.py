@@ -179,6 +179,7 @@ class Repository:
         self._watcher: threading.Thread | None = None
         self._remote_state: tuple[Any, ...] | None = None
         self._remote_local: Path | None = None
+        self._reported: dict[str, str] = {}
 
     # -- discovery ---------------------------------------------------------------
     def _local_root(self) -> Path:
@@ -211,7 +212,7 @@ class Repository:
         )
 
     def _discover(self, root: Path, errors: dict[str, str] | None = None) -> _Found:
-        """Models under ``root``; with ``errors`` a bad modelport.toml is recorded there instead of raised."""
+        """Models under ``root``; with ``errors``, a bad modelport.toml is recorded there by directory, not raised."""
         found: _Found = {}
         if root.is_dir() and (versions := _version_dirs(root)) and not _is_single_artifact(root):
             cfg = read_config(root)
@@ -237,7 +238,7 @@ class Repository:
             except ConfigError as exc:
                 if errors is None:
                     raise
-                errors[child.name] = exc.message
+                errors[str(child)] = exc.message
                 continue
             versions = _version_dirs(child)
             name = cfg.name or child.name
@@ -411,18 +412,33 @@ class Repository:
             found = self._discover(self._local_root(), errors)
             for name, (path, cfg, dirs) in found.items():
                 self._sync_model(name, path, cfg, dirs)
-            for name, message in errors.items():
-                old = self._entries.get(name)
-                if old is not None and old.config_error != message:
-                    log.error("model %s: %s; keeping the previous settings", name, message)
+            kept = set()
+            for directory, message in errors.items():
+                served = self._name_at(directory)
+                if served is None:  # a new model whose settings are wrong: say so once, load nothing
+                    if self._reported.get(directory) != message:
+                        log.error("%s; the model is not loaded until this is fixed", message)
+                    continue
+                kept.add(served)
+                old = self._entries[served]
+                if old.config_error != message:
+                    log.error("model %s: %s; keeping the previous settings", served, message)
                     self._publish(
                         ModelEntry(
-                            name, old.path, old.config, old.versions, unloaded=old.unloaded, config_error=message
+                            served, old.path, old.config, old.versions, unloaded=old.unloaded, config_error=message
                         )
                     )
+            self._reported = dict(errors)
             for name in list(self._entries):
-                if name not in found and name not in errors:
+                if name not in found and name not in kept:
                     self._remove_model(name)
+
+    def _name_at(self, directory: str) -> str | None:
+        """The served name of the model loaded from ``directory`` (it may differ from the directory's name)."""
+        for name, entry in self._entries.items():
+            if str(entry.path) == directory:
+                return name
+        return None
 
     def watch(self, poll_seconds: float) -> None:
         """Poll the root every ``poll_seconds`` in a daemon thread (one per process); 0 turns it off."""
@@ -450,8 +466,9 @@ class Repository:
         with self._lock:
             errors: dict[str, str] = {}
             found = self._discover(self._local_root(), errors)
-            if name in errors:
-                raise ConfigError(errors[name])
+            for directory, message in errors.items():
+                if self._name_at(directory) == name or Path(directory).name == name:
+                    raise ConfigError(message)
             if name not in found:
                 on_disk = ", ".join(sorted(found)) or "none"
                 raise UnknownModel(f"no model '{name}' in the repository {self.root}; models on disk: {on_disk}")

@@ -101,10 +101,13 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
         status, error = 200, None
         batch = result = None
         try:
-            model = self.plane.model(request.model_name, request.model_version or None)
+            # Metadata keys play the part of HTTP headers for a sticky [traffic] split.
+            headers = {k.encode(): v.encode() for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+            model = self.plane.model(request.model_name, request.model_version or None, headers)
             batch = self._decode(model, request)
             outputs = [o.name for o in request.outputs] or None
             result = await self.plane.infer(model, batch, outputs)
+            self.plane.shadow(model, batch, result)
             response = self._encode(model, request, result)
         except ModelportError as exc:
             status, error = exc.status, exc.message
@@ -114,6 +117,9 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             status, error = 500, f"internal server error: {type(exc).__name__}: {exc}"
             self._record(request, model, status, started, batch, result, error)
             await context.abort(grpc.StatusCode.INTERNAL, error)
+        finally:
+            if model is not None:  # the version lease taken by plane.model(..., headers)
+                self.plane.release(model)
         self._record(request, model, status, started, batch, result, error)
         return response
 

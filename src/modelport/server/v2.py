@@ -44,6 +44,9 @@ def model_metadata(plane: DataPlane, name: str, version: str | None) -> Response
         body["traffic"] = {str(n): share for n, share in entry.route.shares().items()}
         if entry.route.shadow is not None:
             body["shadow_version"] = str(entry.route.shadow[0])
+            stats = plane.shadow_stats.get((name, entry.route.shadow[0]))
+            if stats is not None:
+                body["shadow_stats"] = stats.to_dict()
     if entry.config_error:
         body["config_error"] = entry.config_error
     return json_response(body)

@@ -63,7 +63,10 @@ def test_flavor_override_is_used(tmp_path: Path) -> None:
         ("outputs = 'predict'\n", "'outputs' must be a list of output names"),
         ("[batching]\nmax_rows = 3\n", "[batching] unknown key(s) max_rows; allowed: max_batch_size, max_latency_ms"),
         ("[signature]\ninputs = [{name = 'x', datatype = 'FLOAT'}]\n", "datatype 'FLOAT' is not one of"),
-        ("[signature]\ninputs = [{name = 'a'}, {name = 'b'}]\n", "signature.inputs lists 2 tensors but the model has 1"),
+        (
+            "[signature]\ninputs = [{name = 'a'}, {name = 'b'}]\n",
+            "signature.inputs lists 2 tensors but the model has 1",
+        ),
         ("this is = not toml [\n", "not valid TOML"),
     ],
 )
@@ -76,7 +79,9 @@ def test_bad_config_names_the_file_and_the_problem(tmp_path: Path, toml: str, me
 
 def test_unknown_output_selected(tmp_path: Path) -> None:
     d = _iris(tmp_path, 'outputs = ["decision"]\n')
-    with pytest.raises(ModelportError, match="outputs \\['decision'\\] are not produced; it has: predict, predict_proba"):
+    with pytest.raises(
+        ModelportError, match="outputs \\['decision'\\] are not produced; it has: predict, predict_proba"
+    ):
         modelport.load_model(d)
 
 

@@ -106,6 +106,13 @@ def _parse_size(value: str) -> int:
 )
 @click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    envvar="MODELPORT_GRPC_PORT",
+    help="Also serve Open Inference Protocol V2 over gRPC on this port (KServe uses 8081).",
+)
 @click.option("--no-compile", is_flag=True, help="Serve every model with its native runtime.")
 @click.option(
     "--batching",
@@ -137,10 +144,62 @@ def _parse_size(value: str) -> int:
     help="On SIGTERM, how long in-flight requests may take to finish.",
 )
 @click.option(
+    "--poll-seconds",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="MODELPORT_POLL_SECONDS",
+    help="How often to check the repository for new, changed or removed versions; 0 turns it off.",
+)
+@click.option(
+    "--admin-token",
+    envvar="MODELPORT_ADMIN_TOKEN",
+    default=None,
+    help="Enable the V2 repository extension (load/unload/index), guarded by 'Authorization: Bearer TOKEN'.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option(
+    "--log-format",
+    default="auto",
+    show_default=True,
+    envvar="MODELPORT_LOG_FORMAT",
+    type=click.Choice(["json", "text", "auto"]),
+    help="json: one object per line; text: for people; auto: text on a terminal, json otherwise.",
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
+@click.option("--metrics/--no-metrics", default=True, show_default=True, help="Prometheus metrics at /metrics.")
+@click.option(
+    "--payload-log",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="MODELPORT_PAYLOAD_LOG",
+    help="Record every inference request and response to Parquet files in DIR (read with 'modelport payloads').",
+)
+@click.option(
+    "--payload-log-max-size",
+    default="64MiB",
+    show_default=True,
+    help="Start a new payload file after this many bytes.",
+)
+@click.option(
+    "--payload-log-max-age",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Start a new payload file after this many seconds.",
+)
+@click.option(
+    "--drain-seconds",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="MODELPORT_DRAIN_SECONDS",
+    help="On SIGTERM, answer readiness 503 but keep serving this long before stopping (load balancer drain).",
 )
 def serve(
     path: str,
@@ -152,24 +211,33 @@ def serve(
     cors_origins: tuple[str, ...],
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
+    grpc_port: int | None,
     no_compile: bool,
     batching: str,
     max_batch_size: int,
     max_latency_ms: float,
     grace_seconds: float,
+    poll_seconds: float,
+    admin_token: str | None,
     log_level: str,
+    log_format: str,
+    access_log: bool,
+    metrics: bool,
+    payload_log: str | None,
+    payload_log_max_size: str,
+    payload_log_max_age: float,
+    drain_seconds: float,
 ) -> None:
     """Serve a model or a repository of models over KServe V1 and V2 REST.
 
     PATH is an artifact (model.onnx, model.joblib, an MLflow or Spark ML directory), or a
     repository laid out NAME/[VERSION/]ARTIFACT; local, s3:// or gs://.
     """
-    import logging
-
+    from modelport.logs import configure_logging
     from modelport.server.run import ServeConfig
     from modelport.server.run import serve as run_server
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
     config = ServeConfig(
@@ -188,6 +256,16 @@ def serve(
         batching=batching,
         max_batch_size=max_batch_size,
         max_latency_ms=max_latency_ms,
+        grpc_port=grpc_port,
+        log_format=log_format,
+        access_log=access_log,
+        metrics=metrics,
+        payload_log=payload_log,
+        payload_log_max_bytes=_parse_size(payload_log_max_size),
+        payload_log_max_seconds=payload_log_max_age,
+        drain_seconds=drain_seconds,
+        poll_seconds=poll_seconds,
+        admin_token=admin_token,
     )
     try:
         run_server(config)
@@ -198,12 +276,13 @@ def serve(
 @main.command()
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def inspect(path: str, as_json: bool) -> None:
+@click.option("--no-compile", is_flag=True, help="Serve with the model's own runtime (no compiled kernels).")
+def inspect(path: str, as_json: bool, no_compile: bool) -> None:
     """Show a model's signature, flavor, runtime and files (like saved_model_cli show)."""
     from modelport.loading import describe, load_model, spec_summary
 
     try:
-        model = load_model(path)
+        model = load_model(path, compile=False if no_compile else None)
     except ModelportError as exc:
         _fail(exc)
     info = describe(model)
@@ -247,7 +326,8 @@ def inspect(path: str, as_json: bool) -> None:
 @click.argument("path")
 @click.option("--input", "input_", required=True, help="JSON: {input: values} or a V1/V2 request body, or @FILE.")
 @click.option("--output", "outputs", multiple=True, help="Only these outputs (repeatable).")
-def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
+@click.option("--no-compile", is_flag=True, help="Predict with the model's own runtime (no compiled kernels).")
+def predict(path: str, input_: str, outputs: tuple[str, ...], no_compile: bool) -> None:
     """Predict once in-process and print the outputs as JSON."""
     from modelport.loading import load_model
 
@@ -259,12 +339,60 @@ def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
     except ValueError as exc:
         _fail(ValueError(f"--input is not JSON: {exc}"))
     try:
-        model = load_model(path)
+        model = load_model(path, compile=False if no_compile else None)
         batch = _payload_to_inputs(model, payload)
         result = model.predict(batch, list(outputs) or None)
     except ModelportError as exc:
         _fail(exc)
     click.echo(json.dumps({k: _jsonable(v) for k, v in result.items()}))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array with inputs and outputs parsed.")
+@click.option("--model", default=None, help="Only this model's requests.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the newest N requests.")
+def payloads(directory: str, as_json: bool, model: str | None, limit: int | None) -> None:
+    """Show the requests and responses a server recorded with --payload-log DIR."""
+    from modelport.payload_log import iter_rows, read_payloads
+
+    try:
+        table = read_payloads(directory, model=model)
+    except ModelportError as exc:
+        _fail(exc)
+    if limit is not None and table.num_rows > limit:
+        table = table.slice(table.num_rows - limit)
+    rows = list(iter_rows(table))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no payloads recorded in {directory}")
+        return
+    header = ("time", "id", "model", "version", "status", "latency_ms", "inputs", "outputs")
+    cells = [
+        [
+            str(r["time"]),
+            str(r["id"]),
+            str(r["model"]),
+            "" if r["version"] is None else str(r["version"]),
+            str(r["status"]),
+            f"{r['latency_ms']:.2f}",
+            _clip(r["inputs"]),
+            _clip(r["outputs"] if r["outputs"] is not None else r["error"]),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for c in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+    click.echo(f"{len(rows)} requests")
+
+
+def _clip(value: Any, width: int = 48) -> str:
+    text = "" if value is None else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _payload_to_inputs(model: Any, payload: Any) -> dict[str, Any]:
@@ -292,6 +420,102 @@ def _payload_to_inputs(model: Any, payload: Any) -> dict[str, Any]:
     if isinstance(payload, dict):
         return payload
     return {names[0]: payload}
+
+
+def _split_commas(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@main.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "output", required=True, help="Output file: .parquet, .csv or .jsonl.")
+@click.option("--format", "output_format", type=click.Choice(["parquet", "csv", "jsonl"]), help="Output format.")
+@click.option("--input-format", type=click.Choice(["parquet", "csv", "jsonl"]), help="Input format (default: ext).")
+@click.option("--batch-size", default=10_000, show_default=True, help="Rows per batch (bounds memory).")
+@click.option("--workers", type=int, help="Worker processes (default: every core).")
+@click.option("--keep", help="Input columns to copy to the output, comma-separated (default: all; '' for none).")
+@click.option("--map", "mapping", multiple=True, help="COLUMN=INPUT, COL1,COL2,...=INPUT or *=INPUT (repeatable).")
+@click.option("--outputs", help="Model outputs to write, comma-separated (default: all).")
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "skip", "null"]),
+    default="fail",
+    show_default=True,
+    help="Rows that fail validation: stop, drop them, or write nulls and an 'error' column.",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True)
+@click.option("--master", default="local[*]", show_default=True, help="Spark master (with --engine spark).")
+def score(
+    model: str,
+    inputs: tuple[str, ...],
+    output: str,
+    output_format: str | None,
+    input_format: str | None,
+    batch_size: int,
+    workers: int | None,
+    keep: str | None,
+    mapping: tuple[str, ...],
+    outputs: str | None,
+    on_error: str,
+    progress: bool | None,
+    engine: str,
+    master: str,
+) -> None:
+    """Score big files (Parquet, CSV, JSON Lines; files, folders, globs, s3:// gs://) in batches.
+
+    \b
+    modelport score models/wine data/*.parquet -o scored.parquet --keep id
+    modelport score model.joblib big.csv -o out.jsonl --map '*=input' --keep id --on-error null
+    modelport score models/churn s3://bucket/day/ -o s3://bucket/scored.parquet --workers 8
+    """
+    from modelport.batch.score import parse_map, score_files
+
+    try:
+        pairs = parse_map(mapping)
+        keep_cols = _split_commas(keep)
+        wanted = _split_commas(outputs)
+        if engine == "spark":
+            from modelport.batch.spark import score_with_spark
+
+            report = score_with_spark(
+                model,
+                list(inputs),
+                output,
+                master=master,
+                input_format=input_format,
+                output_format=output_format,
+                batch_size=batch_size,
+                keep=keep_cols,
+                mapping=pairs,
+                outputs=wanted,
+                on_error=on_error,  # type: ignore[arg-type]
+            )
+        else:
+            report = score_files(
+                model,
+                list(inputs),
+                output,
+                input_format=input_format,
+                output_format=output_format,
+                batch_size=batch_size,
+                workers=workers,
+                keep=keep_cols,
+                mapping=pairs,
+                outputs=wanted,
+                on_error=on_error,  # type: ignore[arg-type]
+                progress=progress,
+            )
+    except ModelportError as exc:
+        _fail(exc)
+    rate = f", {report.rows_per_second:,.0f} rows/s" if report.seconds else ""
+    click.echo(
+        f"scored {report.rows_in:,} rows -> {report.rows_out:,} rows in {report.output} ({report.seconds:.1f}s{rate})",
+        err=True,
+    )
 
 
 @main.command()

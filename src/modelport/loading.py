@@ -98,6 +98,10 @@ def load_model(
     if compile is not None:
         cfg = ModelConfig(**{**cfg.__dict__, "compile": compile})
     predictor = load_predictor(flavor, artifact, cfg)
+    if cfg.compile is not False:
+        from modelport.compile import compile_predictor
+
+        predictor = compile_predictor(predictor)
     predictor = _override(predictor, cfg, cfg.path or str(local))
     model_name = name or cfg.name or _default_name(Path(uri.split("://", 1)[1]) if is_remote(uri) else local)
     log.debug("loaded %s as %s from %s", model_name, flavor, artifact)

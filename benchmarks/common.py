@@ -276,7 +276,7 @@ def run_wrk(url: str, body: bytes | None, connections: int, seconds: float, thre
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     finally:
         os.unlink(script.name)
-    pct = {k: _ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)$", out, re.M)}
+    pct = {k: _ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)\s*$", out, re.M)}
     found_rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     found_total = re.search(r"(\d+) requests in", out)
     if not found_rps or not found_total:

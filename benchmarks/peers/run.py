@@ -119,7 +119,9 @@ def launch_mlserver(peer: Peer, python: Path, model: Path, port: int, workers: i
 
 def launch_kserve(peer: Peer, python: Path, model: Path, port: int, workers: int) -> Launch:
     argv = [str(python), str(HERE / "kserve" / "model.py"), "--model_name", "breast_cancer", "--model_path", str(model)]
-    argv += ["--http_port", str(port), "--grpc_port", str(free_port()), "--workers", str(workers)]
+    # KServe 0.21's multi-process mode (uvicorn workers spawned with the model pickled into them) lost
+    # every child right after start here, silently and in a loop, so KServe runs one worker.
+    argv += ["--http_port", str(port), "--grpc_port", str(free_port()), "--workers", "1"]
     return Launch(
         argv,
         f"http://{LOOPBACK}:{port}/v1/models/breast_cancer:predict",
@@ -170,7 +172,13 @@ PEERS = {
         ["mlserver", "mlserver-sklearn", "uvloop"],
         "uvloop<0.22 for MLServer's workers",
     ),
-    "kserve": Peer("kserve", ["kserve"], launch_kserve, ["kserve"], "custom kserve.Model, V1 protocol"),
+    "kserve": Peer(
+        "kserve",
+        ["kserve"],
+        launch_kserve,
+        ["kserve"],
+        "custom kserve.Model, V1, 1 worker: its --workers 2 children died",
+    ),
     "bentoml": Peer("bentoml", ["bentoml"], launch_bentoml, ["bentoml"]),
     "mlflow": Peer("mlflow", ["mlflow"], launch_mlflow, ["mlflow"], "mlflow models serve --env-manager local"),
     "flask": Peer("flask", ["flask", "gunicorn"], launch_flask, ["flask", "gunicorn"], "gunicorn gthread, 4 threads"),

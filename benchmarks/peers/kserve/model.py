@@ -8,6 +8,7 @@ Usage: python model.py --model_name breast_cancer --model_path M.joblib --http_p
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 import joblib
@@ -28,6 +29,8 @@ class SklearnProba(kserve.Model):
         return self.ready
 
     def predict(self, payload: Any, headers: Any = None, **kwargs: Any) -> Any:
+        if isinstance(payload, bytes | bytearray):  # KServe decodes only bodies sent as application/json
+            payload = json.loads(payload)
         x = np.asarray(payload["instances"], dtype=np.float64)
         return {"predictions": self.model.predict_proba(x).tolist()}
 

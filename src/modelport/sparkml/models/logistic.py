@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ModelLoadError
-from modelport.sparkml.models._base import first_row
+from modelport.sparkml.models._base import first_row, spark_argmax
 from modelport.sparkml.models._classifier import ProbabilisticClassifierStage
 from modelport.sparkml.reader import StageMeta, dense_vector, matrix
 from modelport.sparkml.stage import register
@@ -91,13 +91,16 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
                 return 1.0 / (1.0 + np.exp(-raw))
             if raw.shape[0] == 0:
                 return raw.copy()
-            idx = np.argmax(np.where(np.isnan(raw), -np.inf, raw), axis=1)
-            top = raw[np.arange(raw.shape[0]), idx]
-            shifted = np.where((top > 0)[:, None], raw - top[:, None], raw)
-            e = np.exp(shifted)
+            if np.isnan(raw).any():  # Spark's argmax skips NaN unless it is entry 0
+                idx = spark_argmax(raw)
+                top = raw[np.arange(raw.shape[0]), idx]
+            else:
+                top = raw.max(axis=1)
+            e = np.exp(raw - np.maximum(top, 0.0)[:, None])  # subtract the max margin only when it is > 0
             prob = e * (1.0 / e.sum(axis=1))[:, None]
             inf = top == np.inf
             if inf.any():
+                idx = spark_argmax(raw)
                 prob[inf] = 0.0
                 prob[np.flatnonzero(inf), idx[inf]] = 1.0
             return prob

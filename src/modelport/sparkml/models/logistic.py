@@ -51,6 +51,7 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
                 f"do not fit {self.num_classes} classes x {self.num_features} features"
             )
         self.coef = np.ascontiguousarray(coef)
+        self.coef_t = np.ascontiguousarray(coef.T)
         self.intercept = intercept
         if not self.multinomial:
             self.beta = np.ascontiguousarray(coef[0])
@@ -81,7 +82,7 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
 
     def predict_raw(self, x: Any) -> np.ndarray:
         if self.multinomial:
-            return np.asarray(x @ self.coef.T, dtype=np.float64) + self.intercept
+            return np.asarray(x @ self.coef_t, dtype=np.float64) + self.intercept
         m = self.margin(x)
         return np.stack([-m, m], axis=1)
 

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from modelport.sparkml.reader import read_metadata
+from modelport.sparkml.registry import load_all
 from modelport.sparkml.stage import STAGES, Frame, Stage
 
 
@@ -52,19 +53,9 @@ def collect(df: Any, columns: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _import_models() -> None:
-    """Import every predictor module (the pipeline registry does this in the product)."""
-    import importlib
-    import pkgutil
-
-    import modelport.sparkml.models as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
-
-
 def load_stage(path: Path | str) -> Stage:
-    _import_models()
+    """One saved stage, through the same registry the pipeline loader uses."""
+    load_all()
     meta = read_metadata(Path(path))
     return STAGES[meta.cls](meta)
 

@@ -83,7 +83,6 @@ GLM_CASES = [
     ("cancer", {"family": "binomial"}),
     ("cancer", {"family": "binomial", "link": "probit"}),
     ("cancer", {"family": "binomial", "link": "cloglog"}),
-    ("cancer", {"family": "binomial", "link": "log"}),
 ]
 
 
@@ -94,8 +93,6 @@ def test_glm(spark: Any, tmp_path: Path, request: Any, data: str, params: dict[s
     from pyspark.ml.regression import GeneralizedLinearRegression
 
     x, y = request.getfixturevalue(data)
-    if params.get("link") == "log" and params["family"] == "binomial":
-        x = x / 10.0  # keep mu = exp(eta) inside (0, 1) so IRLS converges
     est = GeneralizedLinearRegression(maxIter=50, regParam=0.01, linkPredictionCol="eta", **params)
     model = _fit_save(spark, est, vector_df(spark, x, y), tmp_path / "m")
     stage = load_stage(tmp_path / "m")

@@ -65,10 +65,10 @@ def test_multiclass_continuous_with_nan(spark: Any, tmp_path: Path, iris: Any, k
 
     x, y = iris
     est = {
-        "dt": DecisionTreeClassifier(maxDepth=6, seed=1),
-        "rf": RandomForestClassifier(numTrees=30, maxDepth=6, seed=1),
-        "rf_thresholds": RandomForestClassifier(numTrees=10, seed=2, thresholds=[0.5, 0.2, 0.3]),
-    }[kind]
+        "dt": lambda: DecisionTreeClassifier(maxDepth=6, seed=1),
+        "rf": lambda: RandomForestClassifier(numTrees=30, maxDepth=6, seed=1),
+        "rf_thresholds": lambda: RandomForestClassifier(numTrees=10, seed=2).setThresholds([0.5, 0.2, 0.3]),
+    }[kind]()
     model = _fit_save(est, vector_df(spark, x, y), tmp_path / "m")
     stage = load_stage(tmp_path / "m")
     assert stage.output_spec("probability") == ("FP64", (-1, 3))
@@ -97,11 +97,11 @@ def test_categorical_splits_nan_and_unseen(spark: Any, tmp_path: Path, digits_in
     if kind.startswith("gbt"):
         train = train.withColumn("label", (F.col("label") > 4).cast("double"))
     est = {
-        "dt": DecisionTreeClassifier(maxDepth=8, maxBins=32, seed=1),
-        "rf": RandomForestClassifier(numTrees=15, maxDepth=6, seed=1),
-        "gbt": GBTClassifier(maxIter=15, maxDepth=4, seed=1),
-        "gbt_thresholds": GBTClassifier(maxIter=5, maxDepth=3, seed=1, thresholds=[0.3, 0.7]),
-    }[kind]
+        "dt": lambda: DecisionTreeClassifier(maxDepth=8, maxBins=32, seed=1),
+        "rf": lambda: RandomForestClassifier(numTrees=15, maxDepth=6, seed=1),
+        "gbt": lambda: GBTClassifier(maxIter=15, maxDepth=4, seed=1),
+        "gbt_thresholds": lambda: GBTClassifier(maxIter=5, maxDepth=3, seed=1).setThresholds([0.3, 0.7]),
+    }[kind]()
     model = _fit_save(est, train, tmp_path / "m")
     stage = load_stage(tmp_path / "m")
     forest = stage.forest  # type: ignore[attr-defined]
@@ -115,10 +115,10 @@ def test_regressors_categorical(spark: Any, tmp_path: Path, digits_indexed: Any,
     from pyspark.ml.regression import DecisionTreeRegressor, GBTRegressor, RandomForestRegressor
 
     est = {
-        "dt": DecisionTreeRegressor(maxDepth=6, varianceCol="var"),
-        "rf": RandomForestRegressor(numTrees=20, maxDepth=5, seed=1),
-        "gbt": GBTRegressor(maxIter=20, maxDepth=4, seed=1),
-    }[kind]
+        "dt": lambda: DecisionTreeRegressor(maxDepth=6, varianceCol="var"),
+        "rf": lambda: RandomForestRegressor(numTrees=20, maxDepth=5, seed=1),
+        "gbt": lambda: GBTRegressor(maxIter=20, maxDepth=4, seed=1),
+    }[kind]()
     model = _fit_save(est, digits_indexed["train"], tmp_path / "m")
     stage = load_stage(tmp_path / "m")
     cols = ["prediction", "var"] if kind == "dt" else ["prediction"]

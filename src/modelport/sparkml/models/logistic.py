@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ModelLoadError
-from modelport.sparkml.models._base import first_row
+from modelport.sparkml.models._base import first_row, spark_argmax
 from modelport.sparkml.models._classifier import ProbabilisticClassifierStage
 from modelport.sparkml.reader import StageMeta, dense_vector, matrix
 from modelport.sparkml.stage import register
@@ -51,6 +51,7 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
                 f"do not fit {self.num_classes} classes x {self.num_features} features"
             )
         self.coef = np.ascontiguousarray(coef)
+        self.coef_t = np.ascontiguousarray(coef.T)
         self.intercept = intercept
         if not self.multinomial:
             self.beta = np.ascontiguousarray(coef[0])
@@ -81,7 +82,7 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
 
     def predict_raw(self, x: Any) -> np.ndarray:
         if self.multinomial:
-            return np.asarray(x @ self.coef.T, dtype=np.float64) + self.intercept
+            return np.asarray(x @ self.coef_t, dtype=np.float64) + self.intercept
         m = self.margin(x)
         return np.stack([-m, m], axis=1)
 
@@ -91,13 +92,16 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
                 return 1.0 / (1.0 + np.exp(-raw))
             if raw.shape[0] == 0:
                 return raw.copy()
-            idx = np.argmax(np.where(np.isnan(raw), -np.inf, raw), axis=1)
-            top = raw[np.arange(raw.shape[0]), idx]
-            shifted = np.where((top > 0)[:, None], raw - top[:, None], raw)
-            e = np.exp(shifted)
+            if np.isnan(raw).any():  # Spark's argmax skips NaN unless it is entry 0
+                idx = spark_argmax(raw)
+                top = raw[np.arange(raw.shape[0]), idx]
+            else:
+                top = raw.max(axis=1)
+            e = np.exp(raw - np.maximum(top, 0.0)[:, None])  # subtract the max margin only when it is > 0
             prob = e * (1.0 / e.sum(axis=1))[:, None]
             inf = top == np.inf
             if inf.any():
+                idx = spark_argmax(raw)
                 prob[inf] = 0.0
                 prob[np.flatnonzero(inf), idx[inf]] = 1.0
             return prob

@@ -217,7 +217,8 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     from tests.serving import run_server
 
     root = build_repository(tmp_path_factory.mktemp("repo"))
-    with run_server(root, ready_path="/v2/health/ready") as server:
+    # The repository holds a deliberately broken model, so the server as a whole is never ready.
+    with run_server(root, ready_path="/v2/models/wine/ready") as server:
         yield server.url, root
 
 
@@ -248,4 +249,4 @@ def test_real_server_errors_are_typed(real_server: tuple[str, Path]) -> None:
         with pytest.raises(UnknownModel) as err2:
             client.predict("wyne", {"input": np.zeros((1, 13))})
         assert "wyne" in err2.value.message
-        assert client.ready()
+        assert client.ready() is False  # the repository's broken model keeps the server unready

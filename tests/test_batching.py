@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ from modelport.config import BatchingConfig
 from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import ModelFailed
 from modelport.model import Model
-from modelport.repository import Repository
+from modelport.repository import Repository, VersionEntry
 from modelport.server.app import ModelportApp
 from modelport.signature import Batch, Signature, TensorSpec
 
@@ -57,6 +59,11 @@ class _Repo(Repository):
 
     def get(self, name: str, version: int | str | None = None) -> Model:
         return self.model
+
+    def lease(
+        self, name: str, version: int | str | None = None, headers: Mapping[bytes, bytes] | None = None
+    ) -> VersionEntry:
+        return VersionEntry(1, Path("."), "AVAILABLE", model=self.model)
 
 
 async def test_rows_return_to_their_callers_under_concurrency() -> None:

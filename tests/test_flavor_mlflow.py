@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -162,11 +161,69 @@ def test_model_without_signature_uses_the_native_one(tmp_path: Path) -> None:
     assert [(s.name, s.shape) for s in model.signature.inputs] == [("input", (-1, 13))]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("modelport.flavors.sparkml") is not None, reason="the Spark ML flavor is present"
-)
-def test_spark_model_without_sparkml_flavor(tmp_path: Path) -> None:
-    (tmp_path / "sparkml").mkdir()
-    (tmp_path / "MLmodel").write_text("flavors:\n  spark:\n    model_data: sparkml\n    pyspark_version: 4.0.0\n")
-    with pytest.raises(ModelLoadError, match="holds an MLflow spark model, but this modelport build has no Spark ML"):
-        modelport.load_model(tmp_path)
+@pytest.mark.slow
+def test_spark_flavor_runs_without_a_jvm(tmp_path: Path, spark: Any) -> None:
+    """An MLflow ``spark`` model directory is served by the JVM-free Spark ML runtime."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import VectorAssembler
+    from sklearn.datasets import load_iris
+
+    data = load_iris(as_frame=True).frame
+    data.columns = ["sl", "sw", "pl", "pw", "label"]
+    records = [tuple(float(v) for v in row) for row in data.itertuples(index=False)]
+    df = spark.createDataFrame(records, schema=list(data.columns))
+    pipeline = Pipeline(
+        stages=[VectorAssembler(inputCols=["sl", "sw", "pl", "pw"], outputCol="features"), LogisticRegression()]
+    )
+    fitted = pipeline.fit(df)
+    fitted.write().save(str(tmp_path / "sparkml"))
+    (tmp_path / "MLmodel").write_text(
+        "artifact_path: model\nflavors:\n  spark:\n    model_data: sparkml\n    pyspark_version: 4.3.0\n"
+        "  python_function:\n    loader_module: mlflow.spark\n    data: sparkml\n"
+    )
+    model = modelport.load_model(tmp_path)
+    assert model.flavor == "mlflow"
+    rows = data.iloc[::25]
+    out = model.predict({c: rows[c].to_numpy() for c in ["sl", "sw", "pl", "pw"]})
+    held = [tuple(float(v) for v in row) for row in rows.itertuples(index=False)]
+    expected = fitted.transform(spark.createDataFrame(held, schema=list(data.columns)))
+    expected = expected.select("prediction", "probability").collect()
+    np.testing.assert_array_equal(out["prediction"], [r.prediction for r in expected])
+    np.testing.assert_allclose(out["probability"], [r.probability.toArray() for r in expected], atol=1e-9)
+
+
+def test_pickle_needing_a_missing_module(tmp_path: Path) -> None:
+    path = _copy("sklearn_tensor", tmp_path)
+    # A pickle that refers to a module nobody installed: protocol 2, GLOBAL opcode, then STOP.
+    (path / "model.pkl").write_bytes(b"\x80\x02cmodelport_no_such_module\nEstimator\nq\x00.")
+    with pytest.raises(
+        ModelLoadError,
+        match=r"model\.pkl: the pickled sklearn model needs the Python module 'modelport_no_such_module'",
+    ):
+        modelport.load_model(path)
+
+
+def test_code_logged_with_the_model_is_importable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+    import sys
+
+    path = _copy("sklearn_tensor", tmp_path)
+    code = path / "code"
+    code.mkdir()
+    (code / "mp_custom_scaler.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n\nclass Custom(LogisticRegression):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(code))
+    import mp_custom_scaler  # type: ignore[import-not-found]
+
+    X = np.asarray(_expected("sklearn_tensor")["inputs"]["input"])
+    est = mp_custom_scaler.Custom(max_iter=500).fit(X, [0, 1] * (len(X) // 2))
+    (path / "model.pkl").write_bytes(pickle.dumps(est))
+    monkeypatch.delitem(sys.modules, "mp_custom_scaler")
+    sys.path.remove(str(code))
+    mlmodel = path / "MLmodel"
+    mlmodel.write_text(mlmodel.read_text().replace("    code: null\n", "    code: code\n"))
+    model = modelport.load_model(path)
+    assert model.info["estimator"] == "mp_custom_scaler.Custom"
+    np.testing.assert_array_equal(model.predict({"input": X})["predict"], est.predict(X))

@@ -14,19 +14,33 @@ Two decisions are made here per model version, from measurements:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from modelport.batching import Batcher
 from modelport.config import BatchingConfig
+from modelport.errors import ModelportError
+from modelport.metrics import observe_inference
 from modelport.model import Model
-from modelport.repository import Repository
+from modelport.repository import Repository, VersionEntry
+from modelport.router import ShadowObserver, ShadowStats
 from modelport.signature import Batch, batch_rows
 
 __all__ = ["AUTO_BATCH_AFTER_S", "DEFAULT_AUTO_BATCH", "THREAD_AFTER_S", "DataPlane"]
+
+log = logging.getLogger("modelport.shadow")
+
+MAX_SHADOW_INFLIGHT = 64
+"""Shadow copies beyond this many at once are dropped (and counted): the shadow never slows serving."""
+
+SHADOW_THREADS = 2
 
 THREAD_AFTER_S = 0.002
 AUTO_BATCH_AFTER_S = 0.0002
@@ -56,9 +70,80 @@ class DataPlane:
         self.repository = repository
         self.batching = batching or BatchingPolicy()
         self._states: weakref.WeakKeyDictionary[Model, _ModelState] = weakref.WeakKeyDictionary()
+        self.shadow_stats: dict[tuple[str, int], ShadowStats] = {}
+        """Per (model, shadow version): calls, errors, drops, mismatches with the primary, latency."""
+        self.shadow_observers: list[ShadowObserver] = []
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._shadow_pool: ThreadPoolExecutor | None = None
 
-    def model(self, name: str, version: str | None = None) -> Model:
-        return self.repository.get(name, version)
+    def model(self, name: str, version: str | None = None, headers: Mapping[bytes, bytes] | None = None) -> Model:
+        """The model to use for ``name``.
+
+        With ``headers`` (an inference request) the traffic policy picks the version and the
+        version is leased: call :meth:`release` when the request is done (the app does, for
+        ``request.model``). Without headers it is a plain lookup for metadata.
+        """
+        if headers is None:
+            return self.repository.get(name, version)
+        entry = self.repository.lease(name, version, headers)
+        assert entry.model is not None  # lease() checked it
+        return entry.model
+
+    def release(self, model: Model) -> None:
+        self.repository.release(model)
+
+    def shadow(self, model: Model, batch: Batch, result: Batch | None = None) -> None:
+        """Send a copy of ``batch`` to the model's shadow version, off the response path.
+
+        The shadow's answer is discarded; its latency, errors and whether it agreed with
+        ``result`` go to :attr:`shadow_stats` and :attr:`shadow_observers`.
+        """
+        target = self.repository.shadow(model.name)
+        if target is None or target.version == model.version:
+            return
+        stats = self.shadow_stats.get((model.name, target.version))
+        if stats is None:
+            stats = self.shadow_stats.setdefault((model.name, target.version), ShadowStats())
+        if len(self._shadow_tasks) >= MAX_SHADOW_INFLIGHT:
+            stats.dropped += 1
+            return
+        try:
+            leased = self.repository.lease(model.name, target.version)
+        except ModelportError:
+            stats.dropped += 1
+            return
+        task = asyncio.get_running_loop().create_task(self._run_shadow(leased, batch, result, stats))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _run_shadow(self, target: VersionEntry, batch: Batch, result: Batch | None, stats: ShadowStats) -> None:
+        model = target.model
+        assert model is not None
+        error: str | None = None
+        matched: bool | None = None
+        start = time.perf_counter()
+        try:
+            if self._shadow_pool is None:
+                # Its own threads: shadow copies never queue ahead of slow primary predicts.
+                self._shadow_pool = ThreadPoolExecutor(SHADOW_THREADS, thread_name_prefix="modelport-shadow")
+            answer = await asyncio.get_running_loop().run_in_executor(self._shadow_pool, model.run, batch, None)
+            if result is not None:
+                matched = all(
+                    np.array_equal(np.asarray(answer[k]), np.asarray(v)) for k, v in result.items() if k in answer
+                )
+        except ModelportError as exc:
+            error = exc.message
+        except Exception as exc:  # the shadow's failure is measured, never raised
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.repository.release(model)
+        seconds = time.perf_counter() - start
+        stats.record(seconds, error, matched)
+        for observer in self.shadow_observers:
+            try:
+                observer(model.name, model.version, seconds, error, matched)
+            except Exception:
+                log.exception("shadow observer %r failed", observer)
 
     def _state(self, model: Model) -> _ModelState:
         state = self._states.get(model)
@@ -99,6 +184,7 @@ class DataPlane:
         else:
             result = model.run(batch, outputs)
         took = time.perf_counter() - start
+        observe_inference(model.name, model.version, took, batch_rows(batch))
         state.cost = took if state.calls == 0 else 0.8 * cost + 0.2 * took
         state.calls += 1
         return result
@@ -119,4 +205,4 @@ class DataPlane:
     def server_metadata(self) -> dict[str, Any]:
         from modelport import __version__
 
-        return {"name": "modelport", "version": __version__, "extensions": ["binary_tensor_data"]}
+        return {"name": "modelport", "version": __version__, "extensions": ["binary_tensor_data", "model_repository"]}

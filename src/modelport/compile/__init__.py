@@ -22,7 +22,7 @@ import numpy as np
 from modelport.compile.check import validation_sample, verify
 from modelport.compile.kernels import HEADS, STEPS, Fallback, NotCompilable, register_head, type_name
 from modelport.model import Predictor
-from modelport.signature import Batch
+from modelport.signature import Batch, batch_rows
 
 __all__ = ["COMPILED", "CompiledPredictor", "compile_predictor", "register_head"]
 
@@ -38,8 +38,11 @@ def _builtins() -> None:
         return
     from modelport.compile import linear, pipeline, trees
 
-    for table, found in ((HEADS, linear.builtin_heads()), (HEADS, trees.builtin_heads()),
-                         (STEPS, pipeline.builtin_steps())):
+    for table, found in (
+        (HEADS, linear.builtin_heads()),
+        (HEADS, trees.builtin_heads()),
+        (STEPS, pipeline.builtin_steps()),
+    ):
         for cls, builder in found.items():
             table.setdefault(cls, builder)
     _loaded = True
@@ -52,8 +55,11 @@ class CompiledPredictor:
     ``inner`` whole, so answers and error messages for odd inputs are the native model's.
     """
 
-    def __init__(self, inner: Any, kernel: Any, compiled: list[str], info: dict[str, Any]) -> None:
+    def __init__(
+        self, inner: Any, kernel: Any, compiled: list[str], info: dict[str, Any], native_above: int | None = None
+    ) -> None:
         self.inner = inner
+        self._native_above = native_above
         self.signature = inner.signature
         self.info = info
         self._kernel = kernel
@@ -63,13 +69,18 @@ class CompiledPredictor:
 
     def __getattr__(self, name: str) -> Any:
         # estimator, columns, frame, source, close: whatever the flavor's predictor offers.
-        return getattr(self.__dict__["inner"], name)
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
 
     def predict(self, batch: Batch) -> Batch:
+        if self._native_above is not None and batch_rows(batch) > self._native_above:
+            return self.inner.predict(batch)
         try:
             got = self._kernel(batch)
         except Fallback:
-            return self.inner.predict(batch)  # type: ignore[no-any-return]
+            return self.inner.predict(batch)
         out: Batch = {}
         for name in self._compiled:
             value = got[name]
@@ -124,16 +135,23 @@ def compile_predictor(predictor: Predictor, *, sample: Batch | None = None) -> P
         return predictor
     est = predictor.estimator
     where = predictor.source or type_name(est)
-    native_runtime = dict(predictor.info.get("runtime", {}))
-    outputs = predictor.signature.output_names
     _builtins()
-    from modelport.compile.pipeline import compile_estimator
-
-    types = {s.name: s.datatype for s in predictor.signature.inputs}
     try:
-        head = compile_estimator(est, predictor.columns, types)
+        return _compile(predictor, est, where, sample)
     except NotCompilable as exc:
         return _keep(predictor, where, f"not compiled: {exc}")
+    except Exception as exc:  # a kernel builder tripped on an estimator it misread: never fail the load
+        log.warning("%s: compiling failed, scikit-learn serves every output", where, exc_info=True)
+        return _keep(predictor, where, f"compiling failed: {type(exc).__name__}: {exc}", log_it=False)
+
+
+def _compile(predictor: Any, est: Any, where: str, sample: Batch | None) -> Any:
+    from modelport.compile.pipeline import compile_estimator
+
+    native_runtime = dict(predictor.info.get("runtime", {}))
+    outputs = predictor.signature.output_names
+    types = {s.name: s.datatype for s in predictor.signature.inputs}
+    head = compile_estimator(est, predictor.columns, types)
     source = _source(predictor)
 
     def kernel(batch: Batch) -> dict[str, np.ndarray]:
@@ -148,8 +166,13 @@ def compile_predictor(predictor: Predictor, *, sample: Batch | None = None) -> P
     verdict = verify(predictor.predict, kernel, outputs, exact, batches, hostile)
     compiled = [o for o in outputs if o not in verdict.refused]
     for name, reason in verdict.refused.items():
-        log.info("%s: output '%s' stays on %s: the compiled kernel was refused: %s",
-                 where, name, native_runtime.get(name, "the native model"), reason)
+        log.info(
+            "%s: output '%s' stays on %s: the compiled kernel was refused: %s",
+            where,
+            name,
+            native_runtime.get(name, "the native model"),
+            reason,
+        )
     if not compiled:
         return _keep(predictor, where, "compiled kernel refused by the agreement check", log_it=False)
     runtime = {o: COMPILED if o in compiled else native_runtime.get(o, "native") for o in outputs}
@@ -158,8 +181,11 @@ def compile_predictor(predictor: Predictor, *, sample: Batch | None = None) -> P
         f"(largest relative difference {verdict.worst:.1e})"
     )
     log.info("%s: %s serves %s: %s", where, COMPILED, ", ".join(compiled), summary)
+    native_above = getattr(head, "native_above", None)
+    if native_above is not None:
+        summary += f"; batches over {native_above} rows go to the native model, which is faster there"
     info = {**predictor.info, "runtime": runtime, "compiled": summary}
-    return CompiledPredictor(predictor, kernel, compiled, info)
+    return CompiledPredictor(predictor, kernel, compiled, info, native_above)
 
 
 def _keep(predictor: Any, where: str, reason: str, *, log_it: bool = True) -> Any:

@@ -104,8 +104,9 @@ def _hints_after_impute(est: Any, hints: list[_Hint]) -> None:
                 h.center = float(stats[i])
 
 
-def validation_sample(signature: Signature, estimator: Any, columns: list[str] | None, *, rows: int = 256,
-                      seed: int = 0) -> tuple[Batch, list[Batch]]:
+def validation_sample(
+    signature: Signature, estimator: Any, columns: list[str] | None, *, rows: int = 256, seed: int = 0
+) -> tuple[Batch, list[Batch]]:
     """Generated rows the model should accept, and single-row batches it may refuse."""
     rng = np.random.default_rng(seed)
     keys: list[Any]
@@ -140,8 +141,12 @@ def validation_sample(signature: Signature, estimator: Any, columns: list[str] |
             for p in chosen:
                 p32 = np.float32(p)
                 edge.setdefault(k, []).extend(
-                    [float(p), float(p32), float(np.nextafter(p32, np.float32(-np.inf))),
-                     float(np.nextafter(p32, np.float32(np.inf)))]
+                    [
+                        float(p),
+                        float(p32),
+                        float(np.nextafter(p32, np.float32(-np.inf))),
+                        float(np.nextafter(p32, np.float32(np.inf))),
+                    ]
                 )
     if edge:
         extra = sum(len(v) for v in edge.values())
@@ -208,11 +213,10 @@ def compare(ref: Any, got: Any, *, exact: bool) -> str | None:
     with np.errstate(invalid="ignore"):
         bad = ~((np.abs(got - ref) <= bound) | both_nan)
     if bad.any():
-        flat = np.argwhere(bad)[0]
-        i = tuple(int(v) for v in flat)
+        at = tuple(int(v) for v in np.argwhere(bad)[0])
         return (
             f"values differ beyond 1e-9 relative at {int(bad.sum())} places "
-            f"(at {list(i)}: {got[i]!r} instead of {ref[i]!r})"
+            f"(at {list(at)}: {got[at]!r} instead of {ref[at]!r})"
         )
     return None
 
@@ -310,20 +314,24 @@ def verify(
                 continue
             judge(_native(native, one), got1, f"on validation row {i} alone")
     for one in hostile:
+        expected: Batch | None
         try:
-            ref = _native(native, one)
+            expected = _native(native, one)
         except Exception:
-            ref = None
+            expected = None
         try:
             got1 = kernel(one)
         except Fallback:
             continue  # the native model answers these
         except Exception as exc:
-            got1 = {"__error__": np.asarray(str(exc))}
-        if ref is None:
+            if expected is not None:
+                for name in outputs:
+                    refused.setdefault(name, f"the kernel failed on an edge-case row: {type(exc).__name__}: {exc}")
+            continue  # both refuse the row
+        if expected is None:
             for name in outputs:
                 refused.setdefault(name, "the kernel answers a row the native model refuses")
         else:
             total += 1
-            judge(ref, got1, "on an edge-case row (NaN, infinity or an unseen category)")
+            judge(expected, got1, "on an edge-case row (NaN, infinity or an unseen category)")
     return Verdict(refused, total, worst)

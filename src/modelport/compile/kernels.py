@@ -14,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["HEADS", "STEPS", "Fallback", "Head", "NotCompilable", "Step", "finite_or_fallback", "register_head", "type_name"]
+__all__ = [
+    "HEADS",
+    "STEPS",
+    "Fallback",
+    "Head",
+    "NotCompilable",
+    "Step",
+    "finite_or_fallback",
+    "register_head",
+    "type_name",
+]
 
 Table = Any
 """What a step receives: a 2-D array, or a dict of 1-D column arrays for DataFrame models."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import expit  # this module loads only when a model is compiled
 
 from modelport.compile.kernels import Head, NotCompilable, finite_or_fallback, type_name
 
@@ -51,12 +52,13 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _ovr_proba(scores: np.ndarray) -> np.ndarray:
-    # LinearClassifierMixin._predict_proba_lr: expit, then one-vs-rest normalisation.
-    from scipy.special import expit
-
+    # LinearClassifierMixin._predict_proba_lr: scipy's expit, then one-vs-rest normalisation.
     prob = expit(scores)
     if prob.ndim == 1:
-        return np.stack([1 - prob, prob], axis=1)
+        both = np.empty((prob.shape[0], 2))  # np.stack([1 - prob, prob], axis=1), without its overhead
+        np.subtract(1, prob, out=both[:, 0])
+        both[:, 1] = prob
+        return both
     total = prob.sum(axis=1)
     zero = total == 0
     if zero.any():
@@ -78,9 +80,9 @@ def classifier(est: Any, proba: str | None = None) -> Head:
         idx = (s > 0).astype(np.intp) if s.ndim == 1 else np.argmax(s, axis=1)
         out = {"predict": classes.take(idx, axis=0)}
         if proba == "ovr":
-            out["predict_proba"] = _ovr_proba(s.copy())
+            out["predict_proba"] = _ovr_proba(s)
         elif proba == "softmax":
-            out["predict_proba"] = _softmax(s) if s.ndim == 2 else _ovr_proba(s.copy())
+            out["predict_proba"] = _softmax(s) if s.ndim == 2 else _ovr_proba(s)
         return out
 
     return run

@@ -195,7 +195,7 @@ def column_transformer(est: Any, cols: Columns, types: dict[str, str]) -> Step:
     if est.transformer_weights:
         raise NotCompilable("ColumnTransformer with transformer_weights")
     index = est._transformer_to_input_indices
-    parts: list[Step] = []
+    parts: list[tuple[np.ndarray | None, Step]] = []
     for name, trans, selection in est.transformers_:
         if isinstance(trans, str) and trans == "drop":
             continue
@@ -204,21 +204,16 @@ def column_transformer(est: Any, cols: Columns, types: dict[str, str]) -> Step:
             continue
         if np.isscalar(selection) and not (isinstance(trans, str) and trans == "passthrough"):
             raise NotCompilable(f"ColumnTransformer part '{name}' takes a single column as 1-D input")
-        if cols is None:
-            sub: Columns = None
-            pick = np.asarray(positions, dtype=np.intp)
-            select: Callable[[Table], Table] = lambda t, pick=pick: t[:, pick]  # noqa: E731
-        else:
-            sub = [cols[i] for i in positions]
-            select = lambda t: t  # noqa: E731  the sub-steps read their columns by name
+        # A matrix is sliced here; named columns are read by the part's own first step.
+        pick = np.asarray(positions, dtype=np.intp) if cols is None else None
+        sub = None if cols is None else [cols[i] for i in positions]
         if isinstance(trans, str) and trans == "passthrough":
-            inner = passthrough(sub, types)
+            parts.append((pick, passthrough(sub, types)))
         else:
-            inner = compile_chain(trans, sub, types)
-        parts.append(lambda t, select=select, inner=inner: inner(select(t)))
+            parts.append((pick, compile_chain(trans, sub, types)))
 
     def run(t: Table) -> np.ndarray:
-        outs = [p(t) for p in parts]
+        outs = [inner(t if pick is None else t[:, pick]) for pick, inner in parts]
         return np.hstack(outs) if len(outs) > 1 else outs[0]
 
     return run
@@ -247,7 +242,7 @@ def _chain(steps: list[Any], cols: Columns, types: dict[str, str]) -> Step:
     def run(t: Table) -> np.ndarray:
         for s in chain:
             t = s(t)
-        return t  # type: ignore[no-any-return]
+        return t
 
     return run
 
@@ -255,18 +250,19 @@ def _chain(steps: list[Any], cols: Columns, types: dict[str, str]) -> Step:
 def compile_estimator(est: Any, cols: Columns, types: dict[str, str]) -> Head:
     """A fitted estimator or Pipeline as a function from its input to its outputs."""
     steps = getattr(est, "steps", None)
-    if steps is not None:
-        final = steps[-1][1]
-        if hasattr(final, "predict"):
-            pre = _chain([s for _, s in steps[:-1]], cols, types)
-            head = _head(final)
-            return lambda t: head(pre(t))
-    elif hasattr(est, "predict"):
-        head = _head(est)
-        get = matrix(cols, types, type_name(est))
-        return lambda t: head(get(t))
-    chain = compile_chain(est, cols, types)
-    return lambda t: {"transform": chain(t)}
+    final = steps[-1][1] if steps is not None else est
+    if not hasattr(final, "predict"):
+        chain = compile_chain(est, cols, types)
+        return lambda t: {"transform": chain(t)}
+    head = _head(final)
+    pre = _chain([s for _, s in steps[:-1]], cols, types) if steps is not None else matrix(cols, types, type_name(est))
+
+    def run(t: Table) -> dict[str, np.ndarray]:
+        return head(pre(t))
+
+    # A head may say from how many rows on the native estimator is the faster runtime.
+    run.native_above = getattr(head, "native_above", None)  # type: ignore[attr-defined]
+    return run
 
 
 def _head(est: Any) -> Head:

@@ -44,6 +44,9 @@ class Forest:
         self.left = np.concatenate(left)
         self.right = np.concatenate(right)
         self.is_leaf = self.left == np.arange(self.left.size)
+        # child[2 * node] is the left child, child[2 * node + 1] the right one.
+        self.child = np.stack([self.left, self.right], axis=1).reshape(-1)
+        self.chunk = max(1, 32768 // self.n_trees)
         widths = {v.shape[1] for v in value}
         self.value = np.concatenate(value) if len(widths) == 1 else None
         self.depth = max(int(t.max_depth) for t in trees)
@@ -59,22 +62,22 @@ class Forest:
 
     def leaves(self, x32: np.ndarray) -> np.ndarray:
         """Leaf node (global index) of every row in every tree: shape (rows, trees)."""
+        n = x32.shape[0]
+        if n <= self.chunk:
+            return self._leaves(x32)
+        # Row chunks keep the working set in cache; one huge gather per level is slower.
+        return np.concatenate([self._leaves(x32[i : i + self.chunk]) for i in range(0, n, self.chunk)])
+
+    def _leaves(self, x32: np.ndarray) -> np.ndarray:
         n, t = x32.shape[0], self.n_trees
         flat = x32.reshape(-1)
         node = np.tile(self.roots, n)
         base = np.repeat(np.arange(n, dtype=np.intp) * self.n_features, t)
-        where = np.arange(node.size)
-        act, act_base = node, base
-        for _ in range(self.depth):
-            f = self.feature[act]
-            nxt = np.where(flat[act_base + f] <= self.threshold[act], self.left[act], self.right[act])
-            open_ = ~self.is_leaf[nxt]
-            node[where] = nxt
-            if open_.all():
-                act = nxt
-                continue
-            where, act, act_base = where[open_], nxt[open_], act_base[open_]
-            if not where.size:
+        for level in range(self.depth):
+            # Right when not (x <= threshold): NaN never gets here, so that is x > threshold.
+            step = flat[base + self.feature[node]] > self.threshold[node]
+            node = self.child[2 * node + step]
+            if level % 4 == 3 and self.is_leaf[node].all():
                 break
         return node.reshape(n, t)
 
@@ -168,6 +171,11 @@ def _gb_raw(forest: Forest, init_raw: np.ndarray, rate: float, k: int, x: np.nda
     return raw.ravel() if k == 1 else raw
 
 
+# Shallow boosted trees walk fast in scikit-learn's Cython once its fixed cost is paid:
+# in benchmarks/compile.py the numpy walk wins below a few hundred rows and loses above.
+GB_NATIVE_ABOVE = 256
+
+
 def gradient_boosting_classifier(est: Any) -> Head:
     forest, init_raw, rate, k = _gb_parts(est)
     classes = np.asarray(est.classes_)
@@ -178,12 +186,18 @@ def gradient_boosting_classifier(est: Any) -> Head:
         idx = (raw >= 0).astype(int) if raw.ndim == 1 else np.argmax(raw, axis=1)
         return {"predict": classes[idx], "predict_proba": np.asarray(loss.predict_proba(raw))}
 
+    run.native_above = GB_NATIVE_ABOVE  # type: ignore[attr-defined]
     return run
 
 
 def gradient_boosting_regressor(est: Any) -> Head:
     forest, init_raw, rate, k = _gb_parts(est)
-    return lambda x: {"predict": _gb_raw(forest, init_raw, rate, k, x)}
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        return {"predict": _gb_raw(forest, init_raw, rate, k, x)}
+
+    run.native_above = GB_NATIVE_ABOVE  # type: ignore[attr-defined]
+    return run
 
 
 def builtin_heads() -> dict[type, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +94,19 @@ def _unpickle(path: Path, fmt: str, flavor: str) -> Any:
             return pickle.load(fh)
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError) as exc:
         raise ModelLoadError(f"{path}: not a readable {fmt} file ({type(exc).__name__}: {exc})") from None
+    except ModuleNotFoundError as exc:
+        raise ModelLoadError(
+            f"{path}: the pickled {flavor} model needs the Python module '{exc.name}', which is not installed"
+        ) from None
 
 
 def _load_native(flavor: str, path: Path, conf: dict[str, Any], config: ModelConfig) -> Predictor:
     from modelport.flavors import sklearn
 
+    code = conf.get("code")
+    if code and (path / str(code)).is_dir() and str(path / str(code)) not in sys.path:
+        # Code logged with the model (code_paths=...): MLflow puts it on sys.path before unpickling.
+        sys.path.insert(0, str(path / str(code)))
     if flavor == "sklearn":
         target = _data_file(path, flavor, conf, "pickled_model", "model.pkl")
         estimator = _unpickle(target, str(conf.get("serialization_format") or "cloudpickle"), flavor)

@@ -13,12 +13,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import (
+    BadRequest,
+    ConfigError,
     Forbidden,
     MethodNotAllowed,
+    ModelLoadError,
     ModelportError,
     NotFound,
     PayloadTooLarge,
@@ -29,6 +32,9 @@ from modelport.observe import Observer, RequestRecord
 from modelport.repository import Repository
 from modelport.server import ui, v1, v2
 from modelport.server.http import Request, Response, dumps, error_response, json_response
+
+if TYPE_CHECKING:
+    from modelport.metrics import Metrics
 
 __all__ = ["DEFAULT_MAX_BODY", "ModelportApp", "ServerOptions"]
 
@@ -42,6 +48,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(?:/(ready|infer))?$")
 _V1_MODEL = re.compile(r"^/v1/models/([^/:]+)(?:/versions/([^/:]+))?(?::(predict)|/(metadata))?$")
+_REPO_MODEL = re.compile(r"^/v2/repository/models/([^/]+)/(load|unload)$")
 _V1_VERB = re.compile(r"^/v1/models/[^/:]+(?:/versions/[^/:]+)?:([A-Za-z]+)$")
 
 # Health answers stay open without a token so load balancers and kubelets can probe.
@@ -56,10 +63,17 @@ _ALLOWED_TYPES_TEXT = (
 @dataclass
 class ServerOptions:
     auth_token: str | None = None
+    admin_token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     cors_origins: tuple[str, ...] = ()
     observers: list[Observer] = field(default_factory=list)
     batching: BatchingPolicy | None = None
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int | None = None
+    # Serves /metrics and counts in-flight requests; also add it to ``observers``.
+    metrics: Metrics | None = None
+    # Set by ``serve``: on SIGTERM readiness turns false this long before the server stops.
+    drain_seconds: float | None = None
 
 
 class ModelportApp:
@@ -70,10 +84,16 @@ class ModelportApp:
         self.options = options or ServerOptions()
         self.plane = DataPlane(repository, self.options.batching)
         self._token = self.options.auth_token.encode() if self.options.auth_token else None
+        self._admin = self.options.admin_token.encode() if self.options.admin_token else None
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
         self._any_origin = b"*" in self._origins
         self._openapi: bytes | None = None
+        self._openapi_generation = -1
         self._observers = list(self.options.observers)
+        self._metrics = self.options.metrics
+        self.draining = False
+        if self._metrics is not None:
+            self._metrics.watch(repository)
 
     # -- ASGI ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,16 +104,73 @@ class ModelportApp:
             await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        grpc_server: Any = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.options.grpc_port is not None:
+                    from modelport.server.grpc import start_grpc
+
+                    try:
+                        grpc_server = await start_grpc(self, self.options.grpc_host, self.options.grpc_port)
+                    except Exception as exc:
+                        await send({"type": "lifespan.startup.failed", "message": f"gRPC: {exc}"})
+                        return
+                    log.info("gRPC V2 on %s:%d", self.options.grpc_host, self.options.grpc_port)
+                if self.options.drain_seconds is not None:
+                    from modelport.server.shutdown import install_drain
+
+                    install_drain(self, self.options.drain_seconds)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if grpc_server is not None:
+                    await grpc_server.stop(grace=5.0)
                 self.repository.close()
+                self._close_observers()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def ready(self) -> bool:
+        """Every model has an available version and the server is not draining."""
+        return self.repository.ready() and not self.draining
+
+    @property
+    def has_observers(self) -> bool:
+        return bool(self._observers)
+
+    def notify(self, record: RequestRecord) -> None:
+        """Hand a finished request to every observer (used by the gRPC surface too)."""
+        for observer in self._observers:
+            try:
+                observer.observe(record)
+            except Exception:  # an observer's bug must not fail requests
+                log.exception("observer %r failed", observer)
+
+    def start_draining(self) -> None:
+        """Answer readiness with 503 from now on, so load balancers stop sending traffic."""
+        self.draining = True
+
+    def _close_observers(self) -> None:
+        for observer in self._observers:
+            close = getattr(observer, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("observer %r failed to close", observer)
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+            try:
+                await self._handle(scope, receive, send)
+            finally:
+                metrics.in_flight.dec()
+        else:
+            await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         method: str = scope["method"]
@@ -109,7 +186,11 @@ class ModelportApp:
                 self._authorize(path, headers)
                 body = await self._read_body(method, headers, receive) if method in ("POST", "PUT") else b""
                 request = Request(method, path, scope.get("query_string", b""), headers, body)
-                response = await self._dispatch(request)
+                try:
+                    response = await self._dispatch(request)
+                finally:
+                    if request.model is not None:  # the version lease taken by plane.model(..., headers)
+                        self.plane.release(request.model)
         except ModelportError as exc:
             response = error_response(exc)
             error = exc.message
@@ -150,11 +231,7 @@ class ModelportApp:
             outputs=request.outputs if request is not None else None,
             error=error,
         )
-        for observer in self._observers:
-            try:
-                observer.observe(record)
-            except Exception:  # an observer's bug must not fail requests
-                log.exception("observer %r failed", observer)
+        self.notify(record)
 
     async def _send(
         self, send: Send, response: Response, cors: list[tuple[bytes, bytes]], request_id: bytes | None
@@ -171,13 +248,18 @@ class ModelportApp:
 
     # -- cross-cutting ---------------------------------------------------------
     def _authorize(self, path: str, headers: dict[bytes, bytes]) -> None:
+        if path.startswith("/v2/repository/"):
+            # The repository extension changes what is served: its own token, never the inference one.
+            if self._admin is None:
+                raise Forbidden(
+                    "the model repository extension is disabled; start the server with --admin-token "
+                    "(or MODELPORT_ADMIN_TOKEN) to enable it"
+                )
+            _check_bearer(headers, self._admin, "admin ")
+            return
         if self._token is None or path in _OPEN_PATHS:
             return
-        given = headers.get(b"authorization", b"")
-        scheme, _, token = given.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._token):
-            reason = "missing" if not given else "wrong"
-            raise Unauthorized(f"{reason} bearer token: send 'Authorization: Bearer <token>'")
+        _check_bearer(headers, self._token, "")
 
     async def _read_body(self, method: str, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         limit = self.options.max_body
@@ -263,6 +345,8 @@ class ModelportApp:
             if meta:
                 return v1.metadata(plane, name, version)
             return v1.status(plane, name, version)
+        if path.startswith("/v2/repository/"):
+            return await self._repository(request)
         route = self._static.get(path)
         if route is None:
             raise NotFound(f"no route for {path}; see /openapi.json or /docs")
@@ -270,11 +354,45 @@ class ModelportApp:
         _expect(method, allowed, path)
         return handler(self)
 
+    async def _repository(self, request: Request) -> Response:
+        """The V2 model repository extension (Triton's shapes); loads run in a thread, never on the loop."""
+        import asyncio
+
+        path = request.path
+        _expect(request.method, "POST", path)
+        if path == "/v2/repository/index":
+            body = request.json() if request.body else {}
+            if not isinstance(body, dict) or not isinstance(body.get("ready", False), bool):
+                raise BadRequest('the index body must be a JSON object, optionally {"ready": true|false}')
+            return json_response(self.repository.index(ready_only=body.get("ready", False)))
+        m = _REPO_MODEL.match(path)
+        if m is None:
+            raise NotFound(
+                f"no route for {path}; the repository extension has /v2/repository/index and "
+                "/v2/repository/models/{model}/load|unload"
+            )
+        name, action = m.groups()
+        if action == "load":
+            try:
+                await asyncio.to_thread(self.repository.load_named, name)
+            except (ModelLoadError, ConfigError) as exc:
+                raise BadRequest(exc.message) from None
+        else:
+            await asyncio.to_thread(self.repository.unload_named, name)
+        return Response(200, b"{}")
+
     def _live(self) -> Response:
         return Response(200, b"")
 
     def _ready(self) -> Response:
-        return Response(200 if self.repository.ready() else 503, b"")
+        return Response(200 if self.ready() else 503, b"")
+
+    def _metrics_page(self) -> Response:
+        from modelport.metrics import CONTENT_TYPE
+
+        if self._metrics is None:
+            raise NotFound("metrics are off; start the server without --no-metrics")
+        return Response(200, self._metrics.render(), headers=((b"content-type", CONTENT_TYPE.encode()),))
 
     def _server_meta(self) -> Response:
         return json_response(self.plane.server_metadata())
@@ -283,10 +401,12 @@ class ModelportApp:
         return v1.list_models(self.plane)
 
     def _openapi_json(self) -> Response:
-        if self._openapi is None:
+        generation = self.repository.generation
+        if self._openapi is None or generation != self._openapi_generation:
             from modelport.server.openapi import build_openapi
 
             self._openapi = dumps(build_openapi(self.repository))
+            self._openapi_generation = generation
         return Response(200, self._openapi)
 
     def _docs(self) -> Response:
@@ -303,9 +423,18 @@ class ModelportApp:
         "/v2": ("GET", _server_meta),
         "/v1/models": ("GET", _v1_list),
         "/openapi.json": ("GET", _openapi_json),
+        "/metrics": ("GET", _metrics_page),
         "/docs": ("GET", _docs),
         "/": ("GET", _index),
     }
+
+
+def _check_bearer(headers: dict[bytes, bytes], expected: bytes, kind: str) -> None:
+    given = headers.get(b"authorization", b"")
+    scheme, _, token = given.partition(b" ")
+    if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), expected):
+        reason = "missing" if not given else "wrong"
+        raise Unauthorized(f"{reason} {kind}bearer token: send 'Authorization: Bearer <{kind}token>'")
 
 
 def _expect(method: str, allowed: str, path: str) -> None:

@@ -78,6 +78,29 @@ def build_openapi(repository: Repository) -> dict[str, Any]:
         "/v1/models": {
             "get": {"summary": "List models", "tags": ["v1"], "responses": {"200": _json({"type": "object"})}}
         },
+        "/v2/repository/index": {
+            "post": {
+                "summary": "Every model version with its state (needs --admin-token)",
+                "tags": ["repository"],
+                "responses": {"200": _json({"type": "array", "items": {"type": "object"}}), "401": _error()},
+            }
+        },
+        "/v2/repository/models/{model}/load": {
+            "post": {
+                "summary": "Load or reload a model from the repository (needs --admin-token)",
+                "tags": ["repository"],
+                "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object"}), "400": _error(), "404": _error()},
+            }
+        },
+        "/v2/repository/models/{model}/unload": {
+            "post": {
+                "summary": "Drain and unload every version of a model (needs --admin-token)",
+                "tags": ["repository"],
+                "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object"}), "404": _error()},
+            }
+        },
     }
     for entry in repository.entries():
         name = entry.name

@@ -10,7 +10,9 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,16 +44,54 @@ class ServeConfig:
     batching: str = "auto"  # "auto", "off", or "on" with the two values below
     max_batch_size: int = 64
     max_latency_ms: float = 0.0
+    grpc_port: int | None = None
+    log_format: str = "auto"
+    access_log: bool = True
+    metrics: bool = True
+    payload_log: str | None = None
+    payload_log_max_bytes: int = 64 * 1024 * 1024
+    payload_log_max_seconds: float = 3600.0
+    drain_seconds: float = 0.0
+    poll_seconds: float = 5.0
+    admin_token: str | None = None
 
 
 def build_app(config: ServeConfig) -> ModelportApp:
     repository = Repository(config.root, compile=config.compile).load()
+    # Each worker process polls and reloads on its own (see docs/versions-and-traffic.md).
+    repository.watch(config.poll_seconds)
     options = ServerOptions(
         auth_token=config.auth_token,
+        admin_token=config.admin_token,
         max_body=config.max_body,
         cors_origins=tuple(config.cors_origins),
         batching=batching_policy(config),
+        grpc_host=config.host,
+        grpc_port=config.grpc_port,
+        drain_seconds=config.drain_seconds,
     )
+    if config.metrics:
+        from modelport.metrics import Metrics
+
+        options.metrics = Metrics()
+        options.observers.append(options.metrics)
+    if config.access_log:
+        from modelport.logs import AccessLog
+
+        options.observers.append(AccessLog())
+    if config.payload_log:
+        from modelport.payload_log import PayloadLog
+
+        metrics = options.metrics
+        options.observers.append(
+            PayloadLog(
+                config.payload_log,
+                max_bytes=config.payload_log_max_bytes,
+                max_seconds=config.payload_log_max_seconds,
+                on_depth=metrics.queue_depth.inc if metrics is not None else None,
+                on_written=metrics.payload_records.inc if metrics is not None else None,
+            )
+        )
     return ModelportApp(repository, options)
 
 
@@ -66,7 +106,11 @@ def batching_policy(config: ServeConfig) -> BatchingPolicy:
 
 def app_from_env() -> ModelportApp:
     """The factory each worker process calls."""
-    return build_app(ServeConfig(**json.loads(os.environ[ENV])))
+    from modelport.logs import configure_logging
+
+    config = ServeConfig(**json.loads(os.environ[ENV]))
+    configure_logging(config.log_level, config.log_format)
+    return build_app(config)
 
 
 try:
@@ -109,14 +153,40 @@ def serve(config: ServeConfig) -> None:
         "ssl_keyfile": config.ssl_keyfile,
         "timeout_graceful_shutdown": config.grace_seconds,
         "lifespan": "on",
+        "log_config": None,  # keep modelport.logs' handlers (JSON or text)
     }
     if config.workers > 1:
         os.environ[ENV] = json.dumps(asdict(config))
-        uvicorn.run("modelport.server.run:app_from_env", factory=True, workers=config.workers, **common)
+        metrics_dir = _multiprocess_metrics_dir(config)
+        try:
+            uvicorn.run("modelport.server.run:app_from_env", factory=True, workers=config.workers, **common)
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
+        if config.metrics and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set by the operator: honour it
+            from modelport.metrics import prepare_multiprocess
+
+            prepare_multiprocess(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         app = build_app(config)
         _report(app, config)
         uvicorn.run(app, **common)
+
+
+def _multiprocess_metrics_dir(config: ServeConfig) -> str | None:
+    """Workers share metrics through files in PROMETHEUS_MULTIPROC_DIR; make a fresh one
+    for this server (returned, to remove on exit) unless the operator chose one."""
+    if not config.metrics:
+        return None
+    from modelport.metrics import MULTIPROC_ENV, prepare_multiprocess
+
+    chosen = os.environ.get(MULTIPROC_ENV)
+    if chosen:
+        prepare_multiprocess(chosen)
+        return None
+    made = tempfile.mkdtemp(prefix="modelport-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    return made
 
 
 def _report(app: ModelportApp, config: ServeConfig) -> None:

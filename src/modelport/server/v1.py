@@ -174,10 +174,11 @@ def encode_predictions(result: Batch, row_format: bool) -> dict[str, Any]:
 
 async def predict(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
     request.protocol = "v1"
-    model = request.model = plane.model(name, version)
+    model = request.model = plane.model(name, version, request.headers)
     batch, row_format = decode_predict(model, request.json())
     request.inputs = batch
     result = request.outputs = await plane.infer(model, batch)
+    plane.shadow(model, batch, result)
     return Response(
         200,
         dumps(encode_predictions(result, row_format)),

@@ -32,8 +32,20 @@ def model_metadata(plane: DataPlane, name: str, version: str | None) -> Response
         "platform": PLATFORMS.get(model.flavor, f"modelport_{model.flavor}"),
         **model.signature.to_dict(),
     }
+    chosen = [entry.versions[model.version]] if version is not None else list(entry.versions.values())
     if version is not None:
         body["versions"] = [str(model.version)]
+    # Not in the spec's required fields: each version's lifecycle state, and the traffic split.
+    body["version_states"] = [
+        {"version": str(v.version), "state": v.state, "reason": v.reason}
+        for v in sorted(chosen, key=lambda v: v.version)
+    ]
+    if version is None:
+        body["traffic"] = {str(n): share for n, share in entry.route.shares().items()}
+        if entry.route.shadow is not None:
+            body["shadow_version"] = str(entry.route.shadow[0])
+    if entry.config_error:
+        body["config_error"] = entry.config_error
     return json_response(body)
 
 
@@ -140,7 +152,7 @@ def encode_outputs(
 
 async def infer(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
     request.protocol = "v2"
-    model = request.model = plane.model(name, version)
+    model = request.model = plane.model(name, version, request.headers)
     header_length = request.header(HEADER)
     binary: memoryview | None = None
     if header_length is not None:
@@ -154,6 +166,7 @@ async def infer(plane: DataPlane, request: Request, name: str, version: str | No
     batch, outputs = decode_infer(model, body, binary)
     request.inputs = batch
     result = request.outputs = await plane.infer(model, batch, outputs)
+    plane.shadow(model, batch, result)
     entries, raw = encode_outputs(model, result, _binary_wanted(body))
     response: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version), "outputs": entries}
     if "id" in body:

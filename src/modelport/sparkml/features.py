@@ -464,7 +464,7 @@ class MinMaxScalerModel(_VectorMap):
 
 @register
 class MaxAbsScalerModel(_VectorMap):
-    """``x / maxAbs`` as ``x * (1/maxAbs)``, 0 where maxAbs is 0; sparse stays sparse."""
+    """``x / maxAbs`` as ``x * (1/maxAbs)``, unchanged where maxAbs is 0; sparse stays sparse."""
 
     spark_classes = (_SPARK + "MaxAbsScalerModel",)
 
@@ -473,7 +473,7 @@ class MaxAbsScalerModel(_VectorMap):
         max_abs = dense_vector(read_data(meta.path).column("maxAbs")[0].as_py())
         self.size = len(max_abs)
         with np.errstate(divide="ignore"):
-            self.scale = np.where(max_abs == 0, 0.0, 1.0 / max_abs)
+            self.scale = np.where(max_abs == 0, 1.0, 1.0 / max_abs)  # Spark leaves all-zero features as they are
 
     def transform(self, frame: Frame) -> None:
         frame[self.out_col] = _scale_columns(self._input(frame), self.scale)

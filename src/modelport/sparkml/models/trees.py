@@ -3,7 +3,8 @@
 
 Saved nodes carry pre-order ids from 0; leaves have children -1. A continuous split
 sends ``x <= threshold`` left (NaN goes right); a categorical split sends ``x`` left when
-it equals one of the stored left categories. All trees of a model are stacked into one
+it equals one of the stored left categories (a value that is no category at all goes
+right, or left when the left side holds more than half the categories). All trees of a model are stacked into one
 node table and every row walks all trees at once, one level per numpy step; a leaf
 points to itself so rows that reach it early simply stay.
 
@@ -137,13 +138,17 @@ class _Forest:
         # Categorical splits: a boolean table row per categorical node.
         self.cat_row = np.full(total, -1, dtype=np.intp)
         cat_width = max((nc for _, _, nc in cat_rows), default=0)
-        cat_width = max(cat_width, max((int(max(v)) + 1 for _, v, _ in cat_rows if v), default=0))
         self.cat_table = np.zeros((len(cat_rows), max(cat_width, 1)), dtype=bool)
-        for r, (g, values, _) in enumerate(cat_rows):
+        # Spark keeps whichever side is smaller: with more than numCategories/2 left categories it
+        # stores the right ones, and a value outside them (NaN, unseen, non-integer) then goes left.
+        self.cat_other_left = np.zeros(len(cat_rows), dtype=bool)
+        for r, (g, values, num_cat) in enumerate(cat_rows):
             self.cat_row[g] = r
+            self.cat_other_left[r] = len(values) > num_cat // 2
             for v in values:
-                if v >= 0 and v == int(v):
-                    self.cat_table[r, int(v)] = True
+                if not (0 <= v < num_cat and v == int(v)):
+                    raise ModelLoadError(f"{meta.path}: categorical split category {v} is outside [0, {num_cat})")
+                self.cat_table[r, int(v)] = True
         self.cat_width = cat_width
         self.has_cat = bool(cat_rows)
         internal = self.left != np.arange(total)
@@ -175,7 +180,8 @@ class _Forest:
                     with np.errstate(invalid="ignore"):
                         ok = (vc >= 0) & (vc < self.cat_width) & (vc == np.floor(vc))
                     idx = np.where(ok, vc, 0).astype(np.intp)
-                    go_left[is_cat] = ok & self.cat_table[cr[is_cat], idx]
+                    rows_cat = cr[is_cat]
+                    go_left[is_cat] = np.where(ok, self.cat_table[rows_cat, idx], self.cat_other_left[rows_cat])
             cur = np.where(go_left, self.left[cur], self.right[cur])
         return cur
 

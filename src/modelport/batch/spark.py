@@ -147,7 +147,10 @@ def predict(
     # Built on the driver first: a missing column or a wrong type fails here, before any task runs.
     model = load_model(options.model_uri)
     scorer = Scorer(model, options, schema)
-    if getattr(model.predictor, "transform", None) is None and on_error != "skip" and not _wide:
+    from pyspark.sql import functions as F
+
+    fast = hasattr(F, "arrow_udf")  # pyspark >= 4.1
+    if fast and getattr(model.predictor, "transform", None) is None and on_error != "skip" and not _wide:
         return _columns_udf(df, scorer, options, schema, batch_size)
     return _map(df, _PartitionScorer(options, schema, scorer.schema, batch_size), scorer.schema)
 

@@ -195,7 +195,12 @@ def _columns_udf(df: DataFrame, scorer: Scorer, options: ScoreOptions, schema: p
     assert isinstance(spark_struct, StructType)
     out_type = to_arrow_type(spark_struct, timezone=df.sparkSession.conf.get("spark.sql.session.timeZone"))
     arrow_udf: Any = F.arrow_udf  # pyspark >= 4.1; its overloads do not cover struct results
-    udf = arrow_udf(_ColumnScorer(inner, in_schema, out_type, batch_size), spark_struct, ArrowUDFType.SCALAR_ITER)
+    import warnings
+
+    with warnings.catch_warnings():
+        # pyspark prefers type hints; a callable object has none to read, so the UDF type is given.
+        warnings.filterwarnings("ignore", "It is preferred to specify type hints", UserWarning)
+        udf = arrow_udf(_ColumnScorer(inner, in_schema, out_type, batch_size), spark_struct, ArrowUDFType.SCALAR_ITER)
     tmp = "__modelport_out"
     scored = df.withColumn(tmp, udf(F.struct(*[F.col(f"`{c}`") for c in needed])))
     return scored.select(*[F.col(f"`{k}`") for k in scorer.keep], *[F.col(f"{tmp}.`{f.name}`") for f in out_fields])

@@ -215,6 +215,7 @@ def ensure_mlflow_venv(venv: Path) -> tuple[Path | None, str]:
                 "install",
                 "-q",
                 "mlflow-skinny",
+                "skops",
                 *pins,
                 "orjson",
                 "fsspec",
@@ -371,6 +372,7 @@ def main() -> None:
     parser.add_argument("--memory-batch", type=int, default=50_000, help="batch size of the RSS runs")
     parser.add_argument("--spark-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--only-spark", action="store_true")
     parser.add_argument("--mlflow-venv", default=str(ROOT / ".bench" / "mlflow-venv"))
     parser.add_argument("--spark-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -384,8 +386,10 @@ def main() -> None:
         work = Path(tmp)
         models = fit_models(work)
         print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}", flush=True)
-        out = section_score(work, args.rows, args.batch_size, models)
-        out += section_memory(work, args.memory_batch, models)
+        out: list[str] = []
+        if not args.only_spark:
+            out += section_score(work, args.rows, args.batch_size, models)
+            out += section_memory(work, args.memory_batch, models)
         if not args.skip_spark:
             out += section_spark(work, args.spark_rows, models, Path(args.mlflow_venv))
         print("\n".join(out))

@@ -108,12 +108,12 @@ def spark_pipeline(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tupl
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.feature import StringIndexer, VectorAssembler
 
-    table = bm.penguins_table()
-    df = spark.createDataFrame(table.to_pandas()).repartition(2)
+    frame = bm.penguins_table().to_pandas()
+    frame["label"] = frame["species"].map({"Adelie": 0.0, "Chinstrap": 1.0, "Gentoo": 2.0})
+    df = spark.createDataFrame(frame).repartition(2)
     pipeline = Pipeline(
         stages=[
             StringIndexer(inputCol="island", outputCol="island_idx", handleInvalid="keep"),
-            StringIndexer(inputCol="species", outputCol="label"),
             VectorAssembler(inputCols=["island_idx", *bm.PENGUIN_NUMERIC], outputCol="features", handleInvalid="skip"),
             LogisticRegression(maxIter=50),
         ]

@@ -511,9 +511,11 @@ def score(
             )
     except ModelportError as exc:
         _fail(exc)
+    startup = f", {report.startup:.1f}s of it starting {report.workers} workers" if report.startup else ""
     rate = f", {report.rows_per_second:,.0f} rows/s" if report.seconds else ""
     click.echo(
-        f"scored {report.rows_in:,} rows -> {report.rows_out:,} rows in {report.output} ({report.seconds:.1f}s{rate})",
+        f"scored {report.rows_in:,} rows -> {report.rows_out:,} rows in {report.output} "
+        f"({report.seconds:.1f}s{startup}{rate})",
         err=True,
     )
 

@@ -308,7 +308,10 @@ class OutputWriter:
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.ParquetWriter(self._fh, schema)
+            # Dictionary-encoding float columns (predictions, probabilities) costs more than the whole
+            # prediction and rarely pays off; keep it for text, where it does.
+            text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            return pq.ParquetWriter(self._fh, schema, use_dictionary=text or False)
         if self.format == "csv":
             import pyarrow.csv as pcsv
 

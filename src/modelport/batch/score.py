@@ -497,10 +497,13 @@ class ScoreReport:
     seconds: float = 0.0
     output: str = ""
     workers: int = 1
+    startup: float = 0.0  # starting worker processes, included in ``seconds``
 
     @property
     def rows_per_second(self) -> float:
-        return self.rows_in / self.seconds if self.seconds else 0.0
+        """Scoring throughput: rows over the time after the workers were up."""
+        busy = self.seconds - self.startup
+        return self.rows_in / busy if busy > 0 else 0.0
 
 
 class Progress:
@@ -548,6 +551,10 @@ _WORKER: Scorer | None = None
 def _init_worker(options: ScoreOptions, schema: pa.Schema) -> None:
     global _WORKER
     _WORKER = Scorer.load(options, schema)
+
+
+def _ping(wait: float) -> None:
+    time.sleep(wait)  # long enough that each of N pings lands on its own worker
 
 
 def _score_in_worker(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -603,7 +610,7 @@ def score_files(
     bar = Progress(total, progress)
     started = time.perf_counter()
     batches = read_batches(files, batch_size, schema, needed)
-    with OutputWriter(output, out_format) as writer:
+    with OutputWriter(output, out_format) as sink, _Background(sink) as writer:
         if n_workers == 1:
             for file, batch in batches:
                 result = _located(scorer.score, file.uri, report.rows_in, batch)
@@ -613,11 +620,60 @@ def score_files(
                 bar.update(batch.num_rows)
         else:
             _run_pool(options, schema, n_workers, batches, writer, report, bar)
-        if writer.rows == 0:
-            writer.write_empty(scorer.schema)
+        writer.flush()
+        if sink.rows == 0:
+            sink.write_empty(scorer.schema)
     bar.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Background:
+    """Writes batches on a thread (Arrow's writers release the GIL), so writing overlaps scoring.
+
+    The queue holds at most two batches: memory stays bounded. A write error surfaces on the
+    next ``write`` or on ``flush``.
+    """
+
+    def __init__(self, sink: Any) -> None:
+        import queue
+        import threading
+
+        self.sink = sink
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="modelport-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is None:
+                try:
+                    self.sink.write(batch)
+                except BaseException as exc:  # handed to the scoring thread, which raises it
+                    self._error = exc
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def flush(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def _located(fn: Callable[[pa.RecordBatch], pa.RecordBatch], uri: str, start: int, batch: pa.RecordBatch) -> Any:
@@ -645,6 +701,12 @@ def _run_pool(
     # At most two batches per worker in flight: memory stays flat however big the input.
     limit = 2 * n_workers
     with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(options, schema)) as pool:
+        # Start every worker (interpreter, imports, model load) before the first batch is read,
+        # and report that start-up apart from the scoring rate.
+        began = time.perf_counter()
+        for fut in [pool.submit(_ping, 0.05) for _ in range(n_workers)]:
+            fut.result()
+        report.startup = time.perf_counter() - began
         try:
             for file, batch in batches:
                 window.append((file.uri, report.rows_in, batch.num_rows, pool.submit(_score_in_worker, batch)))

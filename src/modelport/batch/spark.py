@@ -145,8 +145,65 @@ def predict(
         wide=_wide,
     )
     # Built on the driver first: a missing column or a wrong type fails here, before any task runs.
-    scorer = Scorer(load_model(options.model_uri), options, schema)
+    model = load_model(options.model_uri)
+    scorer = Scorer(model, options, schema)
+    from pyspark.sql import functions as F
+
+    fast = hasattr(F, "arrow_udf")  # pyspark >= 4.1
+    if fast and getattr(model.predictor, "transform", None) is None and on_error != "skip" and not _wide:
+        return _columns_udf(df, scorer, options, schema, batch_size)
     return _map(df, _PartitionScorer(options, schema, scorer.schema, batch_size), scorer.schema)
+
+
+@dataclass(frozen=True)
+class _ColumnScorer:
+    """A scalar Arrow UDF body: the input columns (as one struct) in, the outputs (as one struct) out.
+
+    Used when every row gets an output row (no row-dropping model, no on_error=skip): only the
+    model's input columns cross into Python and back, the kept columns stay in the JVM.
+    """
+
+    options: ScoreOptions
+    schema: pa.Schema
+    out_type: pa.DataType
+    batch_size: int
+
+    def __call__(self, arrays: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        key = (self.options, None, self.schema.to_string())
+        scorer = _SCORERS.get(key)
+        if scorer is None:
+            scorer = _SCORERS[key] = Scorer.load(self.options, self.schema)
+        for arr in arrays:
+            batch = pa.RecordBatch.from_struct_array(arr)
+            parts = [scorer.score(batch.slice(i, self.batch_size)) for i in range(0, batch.num_rows, self.batch_size)]
+            out = parts[0] if len(parts) == 1 else pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+            result = out.to_struct_array()
+            yield result if result.type == self.out_type else result.cast(self.out_type)
+
+
+def _columns_udf(df: DataFrame, scorer: Scorer, options: ScoreOptions, schema: pa.Schema, batch_size: int) -> DataFrame:
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.functions import ArrowUDFType
+    from pyspark.sql.pandas.types import to_arrow_type
+    from pyspark.sql.types import StructType
+
+    needed = list(dict.fromkeys(c for cols in scorer.columns.values() for c in cols))
+    inner = ScoreOptions(options.model_uri, options.outputs, options.mapping, (), options.on_error, options.wide)
+    in_schema = pa.schema([schema.field(c) for c in needed])
+    out_fields = [f for f in scorer.schema if f.name not in scorer.keep]
+    spark_struct = _spark_schema(pa.schema(out_fields))
+    assert isinstance(spark_struct, StructType)
+    out_type = to_arrow_type(spark_struct, timezone=df.sparkSession.conf.get("spark.sql.session.timeZone"))
+    arrow_udf: Any = F.arrow_udf  # pyspark >= 4.1; its overloads do not cover struct results
+    import warnings
+
+    with warnings.catch_warnings():
+        # pyspark prefers type hints; a callable object has none to read, so the UDF type is given.
+        warnings.filterwarnings("ignore", "It is preferred to specify type hints", UserWarning)
+        udf = arrow_udf(_ColumnScorer(inner, in_schema, out_type, batch_size), spark_struct, ArrowUDFType.SCALAR_ITER)
+    tmp = "__modelport_out"
+    scored = df.withColumn(tmp, udf(F.struct(*[F.col(f"`{c}`") for c in needed])))
+    return scored.select(*[F.col(f"`{k}`") for k in scorer.keep], *[F.col(f"{tmp}.`{f.name}`") for f in out_fields])
 
 
 def _map(df: DataFrame, fn: _PartitionScorer, out_schema: pa.Schema) -> DataFrame:

@@ -119,7 +119,7 @@ async def test_slow_model_batches_naturally_while_busy() -> None:
     predictor = Doubler(delay=0.02)
     model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
     plane = DataPlane(_Repo(model))
-    for _ in range(3):  # teach the plane the model is slow, so it runs in a thread
+    for _ in range(6):  # teach the plane the model is slow (after its warm-up calls), so it runs in a thread
         await plane.infer(model, {"x": np.ones((1, 2))})
     results = await asyncio.gather(*(plane.infer(model, {"x": np.full((1, 2), float(i))}) for i in range(50)))
     assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(50)]

@@ -43,6 +43,7 @@ MAX_SHADOW_INFLIGHT = 64
 SHADOW_THREADS = 2
 
 THREAD_AFTER_S = 0.002
+WARMUP_CALLS = 3
 AUTO_BATCH_AFTER_S = 0.0002
 DEFAULT_AUTO_BATCH = BatchingConfig(max_batch_size=64, max_latency_ms=0.0)
 
@@ -171,7 +172,7 @@ class DataPlane:
                 model.run_outputs_check(outputs)
             return await state.batcher.submit(batch, batch_rows(batch), outputs)
         result = await self._run(model, state, batch, outputs)
-        if state.auto and state.calls >= 20 and state.cost > AUTO_BATCH_AFTER_S:
+        if state.auto and state.calls >= WARMUP_CALLS + 20 and state.cost > AUTO_BATCH_AFTER_S:
             state.auto = False
             state.batcher = self._batcher(model, state, DEFAULT_AUTO_BATCH)
         return result
@@ -185,7 +186,10 @@ class DataPlane:
             result = model.run(batch, outputs)
         took = time.perf_counter() - start
         observe_inference(model.name, model.version, took, batch_rows(batch))
-        state.cost = took if state.calls == 0 else 0.8 * cost + 0.2 * took
+        # The first calls pay for cold caches and lazy imports; they would skew the average
+        # that decides threading and auto-batching, so the average starts after them.
+        if state.calls >= WARMUP_CALLS:
+            state.cost = took if state.calls == WARMUP_CALLS else 0.8 * cost + 0.2 * took
         state.calls += 1
         return result
 

@@ -302,37 +302,47 @@ class VectorAssembler(Stage):
 
     def transform(self, frame: Frame) -> None:
         parts: list[Any] = []
-        bad: np.ndarray | None = None
+        scalar_pos: list[int] = []
+        scalar_names: list[str] = []
         any_sparse = False
+        width = 0
         for col in self.inputs:
             value = frame[col]
             if sp.issparse(value):
                 any_sparse = True
                 parts.append(value)
+                width += value.shape[1]
                 continue
-            arr = np.asarray(value)
-            if arr.ndim == 1:
-                arr = arr.astype(np.float64).reshape(-1, 1)
-                nan = np.isnan(arr[:, 0])
-            else:
-                arr = arr.astype(np.float64, copy=False)
-                nan = np.zeros(len(arr), dtype=bool)  # NaN inside a vector is data, not a missing value
-            if nan.any():
-                if self.mode == "error":
-                    raise invalid(
-                        self.name,
-                        col,
-                        'null or NaN value while assembling with handleInvalid = "error" (use "keep" or "skip")',
-                    )
-                bad = nan if bad is None else bad | nan
-            parts.append(arr)
+            if value.ndim == 1:
+                value = value.reshape(-1, 1)
+                scalar_pos.append(width)
+                scalar_names.append(col)
+            parts.append(value)
+            width += value.shape[1]
         if any_sparse:
-            out: Any = sp.hstack([p if sp.issparse(p) else sp.csr_matrix(p) for p in parts], format="csr")
+            out: Any = sp.hstack(
+                [p if sp.issparse(p) else sp.csr_matrix(p, dtype=np.float64) for p in parts], format="csr"
+            )
+            scalars = out[:, scalar_pos].toarray() if scalar_pos else None
         else:
-            out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            out = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+            if out.dtype != np.float64:
+                out = out.astype(np.float64)
+            scalars = out[:, scalar_pos] if scalar_pos else None
         frame[self.out_col] = out
-        if bad is not None and self.mode == "skip":
-            frame.filter(~bad)
+        # NaN inside a vector input is data; a null or NaN number is a missing value
+        if scalars is None:
+            return
+        nan = np.isnan(scalars)
+        if not nan.any():
+            return
+        if self.mode == "error":
+            col = scalar_names[int(np.flatnonzero(nan.any(axis=0))[0])]
+            raise invalid(
+                self.name, col, 'null or NaN value while assembling with handleInvalid = "error" (use "keep" or "skip")'
+            )
+        if self.mode == "skip":
+            frame.filter(~nan.any(axis=1))
 
 
 # --- Imputer -------------------------------------------------------------------------------------

@@ -290,7 +290,11 @@ class HashingTF(_VectorOut):
             tokens = col[0]
             if tokens is None:
                 raise self._null()
-            counts = Counter(h(t) % size for t in tokens)
+            if h is _hash3:
+                mh = mmh3.hash
+                counts = Counter([mh(t, 42) % size for t in tokens])
+            else:
+                counts = Counter([h(t) % size for t in tokens])
             out = np.zeros((1, size)) if size <= 65536 else None
             if out is not None:
                 for idx, c in counts.items():
@@ -373,7 +377,7 @@ class IDFModel(_VectorOut):
     def transform(self, frame: Frame) -> None:
         col = frame[self.in_col]
         if isinstance(col, np.ndarray):
-            frame[self.out_col] = to_dense(col) * self.idf
+            frame[self.out_col] = (col if col.ndim == 2 else to_dense(col)) * self.idf
         else:
             out = col.copy()
             out.data = out.data * self.idf[out.indices]

@@ -115,8 +115,16 @@ class StringIndexerModel(_Scalar):
             col = frame[src]
             keys = _as_strings(col)
             unknown = float(len(labels))
-            out = np.fromiter((lookup.get(k, -1.0) if k is not None else -1.0 for k in keys), np.float64, len(keys))
-            bad = out < 0
+            if len(keys) == 1:
+                found = lookup.get(keys[0], -1.0) if keys[0] is not None else -1.0
+                out = np.array([found])
+                bad = out < 0
+                if found >= 0:
+                    frame[dst] = out
+                    continue
+            else:
+                out = np.fromiter((lookup.get(k, -1.0) if k is not None else -1.0 for k in keys), np.float64, len(keys))
+                bad = out < 0
             if bad.any():
                 if self.mode == "error":
                     value = keys[int(np.flatnonzero(bad)[0])]
@@ -213,7 +221,8 @@ class IndexToString(Stage):
 
     def transform(self, frame: Frame) -> None:
         col = np.asarray(frame[self.in_col], dtype=np.float64)
-        idx = np.nan_to_num(col, nan=0.0).astype(np.int64)  # Java's (int) NaN is 0
+        nan = np.isnan(col)
+        idx = (np.where(nan, 0.0, col) if nan.any() else col).astype(np.int64)  # Java's (int) NaN is 0
         bad = (idx < 0) | (idx >= len(self._array))
         if bad.any():
             raise invalid(self.name, self.in_col, f"unseen index {col[bad][0]!r} (labels: {len(self._array)})")
@@ -252,7 +261,9 @@ class OneHotEncoderModel(Stage):
 
     def transform(self, frame: Frame) -> None:
         for (src, dst), n, size in zip(self.pairs, self.category_sizes, self.sizes, strict=True):
-            x = np.asarray(frame[src], dtype=np.float64)
+            x = frame[src]
+            if x.dtype != np.float64:
+                x = x.astype(np.float64)
             valid = (x >= 0) & (x < n)
             if not valid.all():
                 if self.mode == "error":
@@ -265,10 +276,14 @@ class OneHotEncoderModel(Stage):
                         "and its handleInvalid is 'error' (set 'keep')",
                     )
                 x = np.where(valid, x, float(n))
-            idx = np.nan_to_num(x).astype(np.int64)
+            idx = x.astype(np.int64)  # no NaN left: invalid values became n above
             out = np.zeros((len(x), size), dtype=np.float64)
-            hit = idx < size
-            out[np.flatnonzero(hit), idx[hit]] = 1.0
+            if len(idx) == 1:
+                if idx[0] < size:
+                    out[0, idx[0]] = 1.0
+            else:
+                hit = idx < size
+                out[np.flatnonzero(hit), idx[hit]] = 1.0
             frame[dst] = out
 
 
@@ -368,7 +383,9 @@ class ImputerModel(_Scalar):
     def transform(self, frame: Frame) -> None:
         missing = self.missing
         for (src, dst), value in zip(self.pairs, self.surrogates, strict=True):
-            x = np.asarray(frame[src], dtype=np.float64)
+            x = frame[src]
+            if x.dtype != np.float64:
+                x = x.astype(np.float64)
             mask = np.isnan(x) if math.isnan(missing) else np.isnan(x) | (x == missing)
             frame[dst] = np.where(mask, value, x) if mask.any() else x
 

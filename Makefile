@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: venv demo test quick lint typecheck fmt clean demo-models system-deps
+.PHONY: venv demo test quick lint typecheck fmt clean demo-models system-deps grpc-gen
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,3 +54,8 @@ quick: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+
+# Regenerate the gRPC V2 stubs from the .proto (tests/server/test_grpc_stubs.py fails when they drift).
+grpc-gen: $(STAMP)
+	cd src && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. \
+	  modelport/server/proto/grpc_predict_v2.proto

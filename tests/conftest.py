@@ -22,6 +22,7 @@ def spark() -> Iterator[Any]:
     pyspark = pytest.importorskip("pyspark")
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only, never the host's interfaces
     os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", __import__("sys").executable))
     session = (
         SparkSession.builder.master("local[2]")

@@ -23,7 +23,7 @@ def test_wine_pipeline_joblib(tmp_path: Path) -> None:
     est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
     joblib.dump(est, tmp_path / "model.joblib")
     model = modelport.load_model(tmp_path / "model.joblib")
-    assert model.name == "model" and model.flavor == "sklearn"
+    assert model.name == tmp_path.name and model.flavor == "sklearn"  # "model" is generic: the folder names it
     sig = model.signature.to_dict()
     assert sig["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 13]}]
     assert [o["name"] for o in sig["outputs"]] == ["predict", "predict_proba"]

@@ -17,7 +17,7 @@ Examples:
   modelport serve examples/models                 # every model in a repository
   modelport serve model.onnx --port 9000          # one artifact
   modelport inspect examples/models/wine          # signature, flavor, files
-  modelport predict examples/models/wine --input '{"input": [[13.2, 1.8, 2.1, 15, 100, 2.4, 2.6, 0.3, 1.6, 4.7, 1.0, 3.2, 1050]]}'
+  modelport predict examples/models/wine --input @examples/requests/wine_v1.json
 """
 
 
@@ -40,15 +40,249 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _parse_size(value: str) -> int:
+    text = value.strip().upper()
+    units = {
+        "K": 1024,
+        "KB": 1024,
+        "KIB": 1024,
+        "M": 1024**2,
+        "MB": 1024**2,
+        "MIB": 1024**2,
+        "G": 1024**3,
+        "GB": 1024**3,
+        "GIB": 1024**3,
+    }
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix):
+            number = text[: -len(suffix)].strip()
+            try:
+                return int(float(number) * units[suffix])
+            except ValueError:
+                break
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a size; use bytes or a unit such as 32MiB, 512K") from None
+
+
+@main.command()
+@click.argument("path", envvar="MODELPORT_MODELS")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="MODELPORT_HOST",
+    help="Address to bind; 0.0.0.0 exposes the server to the network.",
+)
+@click.option("--port", default=8080, show_default=True, type=int, envvar="MODELPORT_PORT")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="MODELPORT_WORKERS",
+    help="Worker processes sharing the port.",
+)
+@click.option(
+    "--auth-token",
+    envvar="MODELPORT_AUTH_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on every route but health.",
+)
+@click.option(
+    "--max-body",
+    default="32MiB",
+    show_default=True,
+    envvar="MODELPORT_MAX_BODY",
+    help="Largest request body; larger ones get 413.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    envvar="MODELPORT_CORS_ORIGINS",
+    help="Allow browser pages on ORIGIN to call the API (repeatable; '*' for any).",
+)
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    envvar="MODELPORT_GRPC_PORT",
+    help="Also serve Open Inference Protocol V2 over gRPC on this port (KServe uses 8081).",
+)
+@click.option("--no-compile", is_flag=True, help="Serve every model with its native runtime.")
+@click.option(
+    "--batching",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    envvar="MODELPORT_BATCHING",
+    help="auto: batch models whose predict is expensive; on/off for all. A model's [batching] table wins.",
+)
+@click.option(
+    "--max-batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Rows per batched predict (with --batching on).",
+)
+@click.option(
+    "--max-latency-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="How long a request may wait for others (0: only for those already read).",
+)
+@click.option(
+    "--grace-seconds",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="On SIGTERM, how long in-flight requests may take to finish.",
+)
+@click.option(
+    "--poll-seconds",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="MODELPORT_POLL_SECONDS",
+    help="How often to check the repository for new, changed or removed versions; 0 turns it off.",
+)
+@click.option(
+    "--admin-token",
+    envvar="MODELPORT_ADMIN_TOKEN",
+    default=None,
+    help="Enable the V2 repository extension (load/unload/index), guarded by 'Authorization: Bearer TOKEN'.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option(
+    "--log-format",
+    default="auto",
+    show_default=True,
+    envvar="MODELPORT_LOG_FORMAT",
+    type=click.Choice(["json", "text", "auto"]),
+    help="json: one object per line; text: for people; auto: text on a terminal, json otherwise.",
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
+@click.option("--metrics/--no-metrics", default=True, show_default=True, help="Prometheus metrics at /metrics.")
+@click.option(
+    "--payload-log",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="MODELPORT_PAYLOAD_LOG",
+    help="Record every inference request and response to Parquet files in DIR (read with 'modelport payloads').",
+)
+@click.option(
+    "--payload-log-max-size",
+    default="64MiB",
+    show_default=True,
+    help="Start a new payload file after this many bytes.",
+)
+@click.option(
+    "--payload-log-max-age",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Start a new payload file after this many seconds.",
+)
+@click.option(
+    "--drain-seconds",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="MODELPORT_DRAIN_SECONDS",
+    help="On SIGTERM, answer readiness 503 but keep serving this long before stopping (load balancer drain).",
+)
+def serve(
+    path: str,
+    host: str,
+    port: int,
+    workers: int,
+    auth_token: str | None,
+    max_body: str,
+    cors_origins: tuple[str, ...],
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    grpc_port: int | None,
+    no_compile: bool,
+    batching: str,
+    max_batch_size: int,
+    max_latency_ms: float,
+    grace_seconds: float,
+    poll_seconds: float,
+    admin_token: str | None,
+    log_level: str,
+    log_format: str,
+    access_log: bool,
+    metrics: bool,
+    payload_log: str | None,
+    payload_log_max_size: str,
+    payload_log_max_age: float,
+    drain_seconds: float,
+) -> None:
+    """Serve a model or a repository of models over KServe V1 and V2 REST.
+
+    PATH is an artifact (model.onnx, model.joblib, an MLflow or Spark ML directory), or a
+    repository laid out NAME/[VERSION/]ARTIFACT; local, s3:// or gs://.
+    """
+    from modelport.logs import configure_logging
+    from modelport.server.run import ServeConfig
+    from modelport.server.run import serve as run_server
+
+    configure_logging(log_level, log_format)
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
+    config = ServeConfig(
+        root=path,
+        host=host,
+        port=port,
+        workers=workers,
+        auth_token=auth_token,
+        max_body=_parse_size(max_body),
+        cors_origins=list(cors_origins),
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        compile=False if no_compile else None,
+        log_level=log_level,
+        grace_seconds=grace_seconds,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
+        grpc_port=grpc_port,
+        log_format=log_format,
+        access_log=access_log,
+        metrics=metrics,
+        payload_log=payload_log,
+        payload_log_max_bytes=_parse_size(payload_log_max_size),
+        payload_log_max_seconds=payload_log_max_age,
+        drain_seconds=drain_seconds,
+        poll_seconds=poll_seconds,
+        admin_token=admin_token,
+    )
+    try:
+        run_server(config)
+    except ModelportError as exc:
+        _fail(exc)
+
+
 @main.command()
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def inspect(path: str, as_json: bool) -> None:
+@click.option("--no-compile", is_flag=True, help="Serve with the model's own runtime (no compiled kernels).")
+def inspect(path: str, as_json: bool, no_compile: bool) -> None:
     """Show a model's signature, flavor, runtime and files (like saved_model_cli show)."""
     from modelport.loading import describe, load_model, spec_summary
 
     try:
-        model = load_model(path)
+        model = load_model(path, compile=False if no_compile else None)
     except ModelportError as exc:
         _fail(exc)
     info = describe(model)
@@ -92,7 +326,8 @@ def inspect(path: str, as_json: bool) -> None:
 @click.argument("path")
 @click.option("--input", "input_", required=True, help="JSON: {input: values} or a V1/V2 request body, or @FILE.")
 @click.option("--output", "outputs", multiple=True, help="Only these outputs (repeatable).")
-def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
+@click.option("--no-compile", is_flag=True, help="Predict with the model's own runtime (no compiled kernels).")
+def predict(path: str, input_: str, outputs: tuple[str, ...], no_compile: bool) -> None:
     """Predict once in-process and print the outputs as JSON."""
     from modelport.loading import load_model
 
@@ -104,7 +339,7 @@ def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
     except ValueError as exc:
         _fail(ValueError(f"--input is not JSON: {exc}"))
     try:
-        model = load_model(path)
+        model = load_model(path, compile=False if no_compile else None)
         batch = _payload_to_inputs(model, payload)
         result = model.predict(batch, list(outputs) or None)
     except ModelportError as exc:
@@ -112,11 +347,62 @@ def predict(path: str, input_: str, outputs: tuple[str, ...]) -> None:
     click.echo(json.dumps({k: _jsonable(v) for k, v in result.items()}))
 
 
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array with inputs and outputs parsed.")
+@click.option("--model", default=None, help="Only this model's requests.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the newest N requests.")
+def payloads(directory: str, as_json: bool, model: str | None, limit: int | None) -> None:
+    """Show the requests and responses a server recorded with --payload-log DIR."""
+    from modelport.payload_log import iter_rows, read_payloads
+
+    try:
+        table = read_payloads(directory, model=model)
+    except ModelportError as exc:
+        _fail(exc)
+    if limit is not None and table.num_rows > limit:
+        table = table.slice(table.num_rows - limit)
+    rows = list(iter_rows(table))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no payloads recorded in {directory}")
+        return
+    header = ("time", "id", "model", "version", "status", "latency_ms", "inputs", "outputs")
+    cells = [
+        [
+            str(r["time"]),
+            str(r["id"]),
+            str(r["model"]),
+            "" if r["version"] is None else str(r["version"]),
+            str(r["status"]),
+            f"{r['latency_ms']:.2f}",
+            _clip(r["inputs"]),
+            _clip(r["outputs"] if r["outputs"] is not None else r["error"]),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for c in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+    click.echo(f"{len(rows)} requests")
+
+
+def _clip(value: Any, width: int = 48) -> str:
+    text = "" if value is None else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _payload_to_inputs(model: Any, payload: Any) -> dict[str, Any]:
     """Accept {name: values}, a V2 body (inputs list), or a V1 body (instances / inputs)."""
     names = model.signature.input_names
-    if isinstance(payload, dict) and isinstance(payload.get("inputs"), list) and payload["inputs"] and all(
-        isinstance(t, dict) and "name" in t for t in payload["inputs"]
+    if (
+        isinstance(payload, dict)
+        and isinstance(payload.get("inputs"), list)
+        and payload["inputs"]
+        and all(isinstance(t, dict) and "name" in t for t in payload["inputs"])
     ):
         out = {}
         for t in payload["inputs"]:
@@ -134,6 +420,248 @@ def _payload_to_inputs(model: Any, payload: Any) -> dict[str, Any]:
     if isinstance(payload, dict):
         return payload
     return {names[0]: payload}
+
+
+def _split_commas(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@main.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "output", required=True, help="Output file: .parquet, .csv or .jsonl.")
+@click.option("--format", "output_format", type=click.Choice(["parquet", "csv", "jsonl"]), help="Output format.")
+@click.option("--input-format", type=click.Choice(["parquet", "csv", "jsonl"]), help="Input format (default: ext).")
+@click.option("--batch-size", default=10_000, show_default=True, help="Rows per batch (bounds memory).")
+@click.option("--workers", type=int, help="Worker processes (default: every core).")
+@click.option("--keep", help="Input columns to copy to the output, comma-separated (default: all; '' for none).")
+@click.option("--map", "mapping", multiple=True, help="COLUMN=INPUT, COL1,COL2,...=INPUT or *=INPUT (repeatable).")
+@click.option("--outputs", help="Model outputs to write, comma-separated (default: all).")
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "skip", "null"]),
+    default="fail",
+    show_default=True,
+    help="Rows that fail validation: stop, drop them, or write nulls and an 'error' column.",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True)
+@click.option("--master", default="local[*]", show_default=True, help="Spark master (with --engine spark).")
+def score(
+    model: str,
+    inputs: tuple[str, ...],
+    output: str,
+    output_format: str | None,
+    input_format: str | None,
+    batch_size: int,
+    workers: int | None,
+    keep: str | None,
+    mapping: tuple[str, ...],
+    outputs: str | None,
+    on_error: str,
+    progress: bool | None,
+    engine: str,
+    master: str,
+) -> None:
+    """Score big files (Parquet, CSV, JSON Lines; files, folders, globs, s3:// gs://) in batches.
+
+    \b
+    modelport score models/wine data/*.parquet -o scored.parquet --keep id
+    modelport score model.joblib big.csv -o out.jsonl --map '*=input' --keep id --on-error null
+    modelport score models/churn s3://bucket/day/ -o s3://bucket/scored.parquet --workers 8
+    """
+    from modelport.batch.score import parse_map, score_files
+
+    try:
+        pairs = parse_map(mapping)
+        keep_cols = _split_commas(keep)
+        wanted = _split_commas(outputs)
+        if engine == "spark":
+            from modelport.batch.spark import score_with_spark
+
+            report = score_with_spark(
+                model,
+                list(inputs),
+                output,
+                master=master,
+                input_format=input_format,
+                output_format=output_format,
+                batch_size=batch_size,
+                keep=keep_cols,
+                mapping=pairs,
+                outputs=wanted,
+                on_error=on_error,  # type: ignore[arg-type]
+            )
+        else:
+            report = score_files(
+                model,
+                list(inputs),
+                output,
+                input_format=input_format,
+                output_format=output_format,
+                batch_size=batch_size,
+                workers=workers,
+                keep=keep_cols,
+                mapping=pairs,
+                outputs=wanted,
+                on_error=on_error,  # type: ignore[arg-type]
+                progress=progress,
+            )
+    except ModelportError as exc:
+        _fail(exc)
+    rate = f", {report.rows_per_second:,.0f} rows/s" if report.seconds else ""
+    click.echo(
+        f"scored {report.rows_in:,} rows -> {report.rows_out:,} rows in {report.output} ({report.seconds:.1f}s{rate})",
+        err=True,
+    )
+
+
+@main.command()
+@click.argument("url")
+@click.option("-n", "--requests", type=int, default=None, help="Requests to send (default 1000 unless --duration).")
+@click.option("-c", "--concurrency", type=int, default=None, help="Connections (closed loop); with --rate, the cap.")
+@click.option("--rate", type=float, default=None, help="Open loop: this many requests per second.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--body", default=None, help="Request body: JSON text or @FILE.")
+@click.option("--model", default=None, help="Generate the body from GET /v2/models/MODEL metadata.")
+@click.option("--rows", type=int, default=1, show_default=True, help="Rows in a generated body.")
+@click.option(
+    "--mode",
+    type=click.Choice(["v1", "v2", "raw"]),
+    default=None,
+    help="Route and body: v2 infer, v1 :predict, or raw (URL and body as given). Default v2 with --model.",
+)
+@click.option("-X", "--method", default=None, help="HTTP method (default POST with a body, GET without).")
+@click.option("-H", "--header", "headers", multiple=True, help="Extra header 'Name: value' (repeatable).")
+@click.option("--warmup", type=int, default=0, show_default=True, help="Uncounted requests sent first.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds before a request fails.")
+@click.option("--sweep", default=None, help="Concurrency levels to run in turn, e.g. 1,2,4,8,16.")
+@click.option("--compare", "compare_url", default=None, help="A second URL, run in alternating rounds.")
+@click.option("--rounds", type=int, default=6, show_default=True, help="Rounds for --compare.")
+@click.option("--plot", "plot_path", default=None, help="Write a latency histogram + CDF PNG here.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def bench(
+    url: str,
+    requests: int | None,
+    concurrency: int | None,
+    rate: float | None,
+    duration: float | None,
+    body: str | None,
+    model: str | None,
+    rows: int,
+    mode: str | None,
+    method: str | None,
+    headers: tuple[str, ...],
+    warmup: int,
+    timeout: float,
+    sweep: str | None,
+    compare_url: str | None,
+    rounds: int,
+    plot_path: str | None,
+    as_json: bool,
+) -> None:
+    """Measure response times of any HTTP endpoint (latency percentiles, req/s, errors by status).
+
+    \b
+    modelport bench http://127.0.0.1:8080 --model wine -c 8 -n 5000
+    modelport bench http://127.0.0.1:8080/v2/models/wine/infer --body @req.json --rate 200 --duration 30
+    modelport bench http://127.0.0.1:8080 --model wine --sweep 1,2,4,8,16,32 --plot sweep.png
+    modelport bench http://127.0.0.1:8080 --model wine --compare http://127.0.0.1:9090 --json
+    """
+    from modelport import bench as b
+
+    try:
+        result_json = _bench(
+            b, url, requests, concurrency, rate, duration, body, model, rows, mode, method, headers,
+            warmup, timeout, sweep, compare_url, rounds, plot_path, as_json,
+        )  # fmt: skip
+    except ModelportError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(result_json, indent=2))
+
+
+def _bench(
+    b: Any,
+    url: str,
+    requests: int | None,
+    concurrency: int | None,
+    rate: float | None,
+    duration: float | None,
+    body: str | None,
+    model: str | None,
+    rows: int,
+    mode: str | None,
+    method: str | None,
+    headers: tuple[str, ...],
+    warmup: int,
+    timeout: float,
+    sweep: str | None,
+    compare_url: str | None,
+    rounds: int,
+    plot_path: str | None,
+    as_json: bool,
+) -> Any:
+    from modelport.errors import ConfigError
+
+    mode = mode or ("v2" if model else "raw")
+    pairs = []
+    for h in headers:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"bench: header '{h}' is not 'Name: value'")
+        pairs.append((name.strip(), value.strip()))
+    if sweep and (rate is not None or compare_url):
+        raise ConfigError("bench: --sweep runs closed-loop levels; it cannot be combined with --rate or --compare")
+
+    def target_for(u: str) -> Any:
+        payload: bytes | None = None
+        if body is not None:
+            payload = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
+        elif model is not None:
+            if mode == "raw":
+                raise ConfigError("bench: --model generates a v1 or v2 body; use --mode v1 or v2, or give --body")
+            payload = json.dumps(b.body_from_metadata(b.fetch_metadata(u, model), rows, mode)).encode()
+        return b.make_target(b.endpoint_url(u, model, mode), payload, method, pairs)
+
+    if body is not None and body.startswith("@") and not Path(body[1:]).is_file():
+        raise ConfigError(f"bench: --body file '{body[1:]}' does not exist")
+    target = target_for(url)
+    common: dict[str, Any] = {"warmup": warmup, "timeout": timeout, "progress": not as_json}
+    if sweep:
+        try:
+            levels = [int(x) for x in sweep.split(",") if x.strip()]
+        except ValueError as exc:
+            raise ConfigError(f"bench: --sweep '{sweep}' is not a comma-separated list of integers") from exc
+        if not levels or min(levels) < 1:
+            raise ConfigError(f"bench: --sweep '{sweep}' needs concurrency levels of at least 1")
+        results = b.sweep(target, levels, requests=requests, duration=duration, **common)
+        if plot_path:
+            b.plot_results(plot_path, results, [f"c={r.concurrency}" for r in results], sweep_results=True)
+        if as_json:
+            return {"sweep": [r.summary() for r in results]}
+        click.echo(f"{target.label}  sweep over concurrency {levels}")
+        click.echo(b.format_sweep(results))
+        return None
+    c = concurrency if concurrency is not None else (100 if rate is not None else 1)
+    if compare_url:
+        other = target_for(compare_url)
+        ra, rb = b.compare(target, other, rounds, requests, duration, concurrency=c, rate=rate, **common)
+        if plot_path:
+            b.plot_results(plot_path, [ra, rb], ["A " + target.url, "B " + other.url])
+        if as_json:
+            return {"a": ra.summary(), "b": rb.summary(), "ratios_b_over_a": b.ratios(ra, rb)}
+        click.echo(b.format_compare(ra, rb))
+        return None
+    result = b.run(target, requests, c, rate, duration, **common)
+    if plot_path:
+        b.plot_results(plot_path, [result])
+    if as_json:
+        return result.summary()
+    click.echo(b.format_result(result))
+    return None
 
 
 if __name__ == "__main__":

@@ -13,11 +13,22 @@
     [batching]
     max_batch_size = 64
     max_latency_ms = 2.0
+
+    [versions]                    # which version directories to serve (default: all)
+    latest = 2                    # or: all = true, or: specific = [1, 3]
+
+    [traffic]                     # how unversioned requests split across versions
+    weights = {1 = 95, 2 = 5}     # canary 95/5; A/B would be {1 = 50, 2 = 50}
+    sticky_header = "x-user-id"   # same header value -> same version
+    shadow = 3                    # gets a copy of every request; its answers are discarded
+
+See docs/versions-and-traffic.md.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +36,7 @@ from typing import Any
 from modelport.errors import ConfigError
 from modelport.signature import TensorSpec
 
-__all__ = ["CONFIG_FILE", "BatchingConfig", "ModelConfig", "read_config"]
+__all__ = ["CONFIG_FILE", "BatchingConfig", "ModelConfig", "TrafficConfig", "VersionPolicy", "read_config"]
 
 CONFIG_FILE = "modelport.toml"
 
@@ -43,6 +54,32 @@ class BatchingConfig:
 
 
 @dataclass(frozen=True)
+class VersionPolicy:
+    """Which version directories a model serves: all of them, the newest N, or a fixed list."""
+
+    kind: str = "all"  # "all", "latest" or "specific"
+    latest: int = 1
+    specific: tuple[int, ...] = ()
+
+    def select(self, available: Iterable[int]) -> list[int]:
+        numbers = sorted(available)
+        if self.kind == "latest":
+            return numbers[-self.latest :]
+        if self.kind == "specific":
+            return [n for n in numbers if n in self.specific]
+        return numbers
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    """How requests without a version split across a model's versions (see router.py)."""
+
+    weights: tuple[tuple[int, float], ...] = ()
+    sticky_header: str | None = None
+    shadow: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     flavor: str | None = None
     name: str | None = None
@@ -51,8 +88,8 @@ class ModelConfig:
     inputs_override: tuple[TensorSpec, ...] | None = None
     outputs_override: tuple[TensorSpec, ...] | None = None
     batching: BatchingConfig | None = None
-    versions: dict[str, Any] = field(default_factory=dict)
-    traffic: dict[str, Any] = field(default_factory=dict)
+    versions: VersionPolicy | None = None
+    traffic: TrafficConfig | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
 
@@ -64,6 +101,74 @@ def _specs(where: str, value: Any) -> tuple[TensorSpec, ...]:
         return tuple(TensorSpec.from_dict(v) for v in value)
     except (ValueError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _version_number(where: str, value: Any) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise ConfigError(f"{where}: version '{value}' is not a non-negative integer")
+    return int(text)
+
+
+def parse_versions(data: Any, where: str) -> VersionPolicy:
+    """``[versions]``: exactly one of ``latest = N``, ``all = true``, ``specific = [..]``."""
+    allowed = "latest = N, all = true, specific = [versions]"
+    if not isinstance(data, dict) or len(data) != 1 or not set(data) <= {"latest", "all", "specific"}:
+        keys = ", ".join(sorted(data)) if isinstance(data, dict) else repr(data)
+        raise ConfigError(f"{where}: [versions] takes exactly one of {allowed}; got {keys or 'nothing'}")
+    ((key, value),) = data.items()
+    if key == "latest":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: [versions] latest must be an integer >= 1, got {value!r}")
+        return VersionPolicy("latest", latest=value)
+    if key == "all":
+        if value is not True:
+            raise ConfigError(f"{where}: [versions] all must be true, got {value!r}")
+        return VersionPolicy("all")
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: [versions] specific must be a non-empty list of version numbers")
+    return VersionPolicy(
+        "specific", specific=tuple(sorted({_version_number(f"{where}: [versions]", v) for v in value}))
+    )
+
+
+_TRAFFIC_KEYS = ("weights", "sticky_header", "shadow")
+
+
+def parse_traffic(data: Any, where: str) -> TrafficConfig:
+    """``[traffic]``: ``weights = {version = weight}``, optional ``sticky_header`` and ``shadow``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: [traffic] must be a table with {', '.join(_TRAFFIC_KEYS)}")
+    bad = sorted(set(data) - set(_TRAFFIC_KEYS))
+    if bad:
+        raise ConfigError(f"{where}: [traffic] unknown key(s) {', '.join(bad)}; allowed: {', '.join(_TRAFFIC_KEYS)}")
+    raw = data.get("weights", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [traffic] weights must be a table of version = weight, e.g. {{1 = 95, 2 = 5}}")
+    weights: list[tuple[int, float]] = []
+    for key, value in raw.items():
+        number = _version_number(f"{where}: [traffic] weights", key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != value:
+            raise ConfigError(f"{where}: [traffic] weight of version {number} must be a number >= 0, got {value!r}")
+        weights.append((number, float(value)))
+    if weights and not any(w > 0 for _, w in weights):
+        raise ConfigError(f"{where}: [traffic] weights are all 0; give at least one version a positive weight")
+    sticky = data.get("sticky_header")
+    if sticky is not None and (not isinstance(sticky, str) or not sticky.strip()):
+        raise ConfigError(f"{where}: [traffic] sticky_header must be a header name such as 'x-user-id'")
+    shadow = data.get("shadow")
+    if shadow is not None:
+        shadow = _version_number(f"{where}: [traffic] shadow", shadow)
+        if any(n == shadow and w > 0 for n, w in weights):
+            raise ConfigError(
+                f"{where}: [traffic] version {shadow} is the shadow and also has a weight; "
+                "a shadow only receives copies, so give it weight 0 or remove it from weights"
+            )
+    return TrafficConfig(
+        weights=tuple(sorted(weights)),
+        sticky_header=sticky.strip().lower() if sticky else None,
+        shadow=shadow,
+    )
 
 
 def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
@@ -78,7 +183,9 @@ def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
         b = data["batching"]
         bad = sorted(set(b) - {"max_batch_size", "max_latency_ms"})
         if bad:
-            raise ConfigError(f"{where}: [batching] unknown key(s) {', '.join(bad)}; allowed: max_batch_size, max_latency_ms")
+            raise ConfigError(
+                f"{where}: [batching] unknown key(s) {', '.join(bad)}; allowed: max_batch_size, max_latency_ms"
+            )
         try:
             batching = BatchingConfig(int(b.get("max_batch_size", 0)), float(b.get("max_latency_ms", 1.0)))
         except (TypeError, ValueError) as exc:
@@ -97,8 +204,8 @@ def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
         inputs_override=_specs(f"{where}: signature.inputs", sig["inputs"]) if "inputs" in sig else None,
         outputs_override=_specs(f"{where}: signature.outputs", sig["outputs"]) if "outputs" in sig else None,
         batching=batching,
-        versions=dict(data.get("versions", {})),
-        traffic=dict(data.get("traffic", {})),
+        versions=parse_versions(data["versions"], where) if "versions" in data else None,
+        traffic=parse_traffic(data["traffic"], where) if "traffic" in data else None,
         extra={k: data[k] for k in ("sparkml",) if k in data},
         path=where,
     )

@@ -5,6 +5,7 @@ ModelportError
   |   + InvalidInput (400)        the request does not fit the model's signature
   |   + BadRequest (400)          the body is not what the protocol allows
   |   + Unauthorized (401)        missing or wrong bearer token
+  |   + Forbidden (403)           e.g. a CORS preflight from an origin not allowed
   |   + NotFound (404)            no such route
   |   |   + UnknownModel (404)
   |   |   + UnknownVersion (404)
@@ -29,6 +30,7 @@ __all__ = [
     "BadRequest",
     "ClientError",
     "ConfigError",
+    "Forbidden",
     "InvalidInput",
     "MethodNotAllowed",
     "ModelFailed",
@@ -79,6 +81,13 @@ class Unauthorized(ClientError):
 
     status = 401
     grpc_code = "UNAUTHENTICATED"
+
+
+class Forbidden(ClientError):
+    """The request is understood but not allowed (an origin outside --cors-origin)."""
+
+    status = 403
+    grpc_code = "PERMISSION_DENIED"
 
 
 class NotFound(ClientError):

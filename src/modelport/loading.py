@@ -54,10 +54,16 @@ def _override(predictor: Predictor, config: ModelConfig, where: str) -> Predicto
     return _Renamed(predictor, Signature(tuple(inputs), tuple(outputs)))
 
 
+_GENERIC = {"model", "models", "saved_model", "artifact"}
+
+
 def _default_name(path: Path) -> str:
+    """``wine/model.joblib`` and ``wine/1/`` are both called ``wine``."""
+    path = path if path.is_absolute() else path.resolve()
     name = path.name if path.is_dir() else path.stem
-    if name.isdigit() and path.parent.name:
-        name = path.parent.name
+    while (name.isdigit() or name in _GENERIC) and path.parent != path and path.parent.name:
+        path = path.parent
+        name = path.name
     return name or "model"
 
 
@@ -80,7 +86,7 @@ def load_model(
     Loading a pickle or joblib file runs code from that file: load only artifacts you trust.
     """
     uri = str(path_or_uri)
-    local = fetch(uri) if is_remote(uri) else Path(uri)
+    local = fetch(uri)
     if not local.exists():
         raise ModelLoadError(f"{uri}: no such file or directory")
     own = read_config(local if local.is_dir() else local.parent)
@@ -92,8 +98,12 @@ def load_model(
     if compile is not None:
         cfg = ModelConfig(**{**cfg.__dict__, "compile": compile})
     predictor = load_predictor(flavor, artifact, cfg)
+    if cfg.compile is not False:
+        from modelport.compile import compile_predictor
+
+        predictor = compile_predictor(predictor)
     predictor = _override(predictor, cfg, cfg.path or str(local))
-    model_name = name or cfg.name or _default_name(local)
+    model_name = name or cfg.name or _default_name(Path(uri.split("://", 1)[1]) if is_remote(uri) else local)
     log.debug("loaded %s as %s from %s", model_name, flavor, artifact)
     return Model(
         model_name,
@@ -103,6 +113,7 @@ def load_model(
         source=uri,
         outputs=cfg.outputs,
         close=getattr(predictor, "close", None),
+        batching=cfg.batching,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from modelport.config import BatchingConfig
 from modelport.errors import InvalidInput, ModelFailed, ModelportError
 from modelport.signature import Batch, InputPlan, Signature
 
@@ -46,6 +47,7 @@ class Model:
         source: str,
         outputs: Sequence[str] | None = None,
         close: Callable[[], None] | None = None,
+        batching: BatchingConfig | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -65,6 +67,7 @@ class Model:
         self.plan = InputPlan(name, self.signature)
         self._output_names = tuple(self.signature.output_names)
         self._close = close
+        self.batching = batching
 
     @property
     def info(self) -> dict[str, Any]:
@@ -89,8 +92,14 @@ class Model:
         except ModelportError:
             raise
         except Exception as exc:  # the model's own failure: a 500 that names it
-            raise ModelFailed(f"model '{self.name}' version {self.version} failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelFailed(
+                f"model '{self.name}' version {self.version} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         return {name: np.asarray(result[name]) for name in wanted}
+
+    def run_outputs_check(self, outputs: Sequence[str]) -> tuple[str, ...]:
+        """Raise InvalidInput for output names the model does not produce."""
+        return self._check_outputs(outputs)
 
     def _check_outputs(self, outputs: Sequence[str]) -> tuple[str, ...]:
         unknown = [o for o in outputs if o not in self._output_names]

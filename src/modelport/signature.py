@@ -72,9 +72,7 @@ class TensorSpec:
 
     def __post_init__(self) -> None:
         if self.datatype not in DATATYPES:
-            raise ValueError(
-                f"tensor '{self.name}': datatype '{self.datatype}' is not one of {', '.join(DATATYPES)}"
-            )
+            raise ValueError(f"tensor '{self.name}': datatype '{self.datatype}' is not one of {', '.join(DATATYPES)}")
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
 
     @property
@@ -184,15 +182,42 @@ class InputPlan:
         spec = self.specs.get(name)
         if spec is None:
             raise self._fail(f"unknown input '{name}'; the model's inputs are: {self._expected}")
-        if datatype is not None and datatype != spec.datatype:
-            if datatype not in DATATYPES:
-                raise self._fail(
-                    f"input '{name}' has datatype '{datatype}', which is not one of {', '.join(DATATYPES)}"
-                )
-            if (datatype == "BYTES") != (spec.datatype == "BYTES"):
-                raise self._fail(f"input '{name}' must have datatype {spec.datatype}, got {datatype}")
+        if datatype is not None:
+            self._check_datatype(spec, datatype)
         arr = self._to_array(spec, value)
         return self._fit_shape(spec, arr)
+
+    def _check_datatype(self, spec: TensorSpec, datatype: str) -> None:
+        """Numbers convert among numeric types; text and numbers never mix."""
+        if datatype == spec.datatype:
+            return
+        if datatype not in DATATYPES:
+            raise self._fail(
+                f"input '{spec.name}' has datatype '{datatype}', which is not one of {', '.join(DATATYPES)}"
+            )
+        if (datatype == "BYTES") != (spec.datatype == "BYTES"):
+            raise self._fail(f"input '{spec.name}' must have datatype {spec.datatype}, got {datatype}")
+
+    def coerce_shaped(self, name: str, data: Any, datatype: str | None, shape: Sequence[int]) -> np.ndarray:
+        """A V2-style tensor: ``data`` (flat or nested, row-major) with an explicit ``shape``."""
+        spec = self.specs.get(name)
+        if spec is None:
+            raise self._fail(f"unknown input '{name}'; the model's inputs are: {self._expected}")
+        if datatype is not None:
+            self._check_datatype(spec, datatype)
+        arr = self._to_array(spec, data)
+        try:
+            dims = [int(d) for d in shape]
+        except (TypeError, ValueError):
+            raise self._fail(f"input '{name}' has shape {shape!r}; expected a list of integers") from None
+        size = 1
+        for d in dims:
+            size *= d
+        if arr.size != size or any(d < 0 for d in dims):
+            raise self._fail(
+                f"input '{name}' has shape {dims}, which needs {size} values, but its data holds {arr.size}"
+            )
+        return self._fit_shape(spec, arr.reshape(dims))
 
     def _to_array(self, spec: TensorSpec, value: Any) -> np.ndarray:
         name = spec.name
@@ -244,6 +269,8 @@ class InputPlan:
             for i, v in enumerate(flat):
                 if isinstance(v, bytes):
                     flat[i] = v.decode("utf-8", errors="replace")
+                elif isinstance(v, dict) and "b64" in v:
+                    flat[i] = _b64(spec.name, v["b64"], self._fail)
                 elif isinstance(v, list | dict):
                     raise self._fail(f"input '{spec.name}' has ragged rows or nested values: {v!r}")
         return arr
@@ -260,9 +287,7 @@ class InputPlan:
             # A single row sent without its batch dimension.
             arr = arr.reshape(1, -1)
         if arr.ndim != len(want) or any(w != -1 and w != g for w, g in zip(want, arr.shape, strict=True)):
-            raise self._fail(
-                f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(want)} (-1 = any size)"
-            )
+            raise self._fail(f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(want)} (-1 = any size)")
         return arr
 
     def check(self, batch: Mapping[str, np.ndarray]) -> Batch:
@@ -293,6 +318,21 @@ class InputPlan:
         for name, value in values.items():
             out[name] = self.coerce(name, value)
         return self.check(out)
+
+
+def _b64(name: str, text: Any, fail: Any) -> Any:
+    """TF Serving's ``{"b64": ...}`` value: text when it is UTF-8, else raw bytes."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise fail(f"input '{name}' has a 'b64' value that is not valid base64") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
 
 
 def _first_non_number(arr: np.ndarray) -> Any:

@@ -41,8 +41,16 @@ def fetch(uri: str) -> Path:
         return Path(text[len("file://") :])
     if not is_remote(text):
         return Path(text)
+    from modelport.errors import ModelLoadError
+
     fs, path = split_uri(text)
     path = path.rstrip("/")
+    try:
+        exists = fs.exists(path)
+    except Exception as exc:  # credentials, endpoint or network problems
+        raise ModelLoadError(f"{text}: cannot reach it: {type(exc).__name__}: {exc}") from None
+    if not exists:
+        raise ModelLoadError(f"{text}: no such file or directory")
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     target = cache_dir() / key / Path(path).name
     if fs.isdir(path):

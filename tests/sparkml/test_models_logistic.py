@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _util import assert_parity, load_stage, run_stage, vector_df
 
 from modelport.errors import InvalidInput
+from tests.sparkml._util import assert_parity, load_stage, run_stage, vector_df
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _util import assert_parity, collect, load_stage, vector_df
 
 from modelport.errors import ModelLoadError
+from tests.sparkml._util import assert_parity, collect, load_stage, vector_df
 
 pytestmark = pytest.mark.slow
 

@@ -102,7 +102,7 @@ class SklearnPredictor:
         if hasattr(estimator, "predict"):
             dtype = np.asarray(classes).dtype if classes is not None else np.dtype(np.float64)
             n_targets = _n_targets(estimator)
-            shape: tuple[int, ...] = (-1,) if n_targets in (None, 1) else (-1, n_targets)
+            shape: tuple[int, ...] = (-1,) if n_targets is None or n_targets == 1 else (-1, n_targets)
             try:
                 datatype = datatype_of(dtype)
             except ValueError:

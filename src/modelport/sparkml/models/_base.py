@@ -78,6 +78,12 @@ class PredictorStage(Stage):
     def input_datatype(self, column: str) -> str:
         return "FP64"
 
+    def input_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        """How a pipeline source column read by this stage is typed: features are ``(-1, numFeatures)``."""
+        if column == self.features_col:
+            return "FP64", (-1, self.num_features if self.num_features >= 0 else -1)
+        return "FP64", (-1,)
+
     def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
         for param, name in self.cols.items():
             if name == column and param in self.vector_params:

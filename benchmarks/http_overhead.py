@@ -1,0 +1,207 @@
+"""What does modelport's HTTP layer cost over a bare ASGI app calling the same model?
+
+Serves the breast_cancer StandardScaler+LogisticRegression pipeline three ways, all on
+uvicorn with the same worker count, and drives each with wrk (or hey) in interleaved rounds:
+
+  modelport   ``modelport serve REPO --workers 2`` (V2 infer, asking for predict_proba)
+  bare        benchmarks/apps/bare_sklearn_app.py: orjson -> numpy -> predict_proba -> orjson
+  floor       benchmarks/apps/constant_app.py: the same-size constant JSON, no model (HTTP floor)
+
+c=1 with a single-row request gives p50/p99 latency; c=32 gives req/s. The medians over
+rounds are reported, with modelport/bare ratios against the targets (p50 within 1.2x,
+req/s at least 0.8x). Run:  python benchmarks/http_overhead.py [--seconds 5 --rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    BENCH,
+    DRIVERS,
+    ROOT,
+    Server,
+    breast_cancer_model,
+    free_port,
+    machine,
+    median,
+    post,
+    sample_rows,
+    tool_version,
+    v2_body,
+)
+
+P50_TARGET = 1.2  # modelport p50 / bare p50 at most
+RPS_TARGET = 0.8  # modelport req/s / bare req/s at least
+
+
+def servers(model: Path, repo: Path, workers: int, src: Path) -> dict[str, tuple[Server, str, bytes]]:
+    """name -> (server, URL to load, request body)."""
+    py = sys.executable
+    row = v2_body(sample_rows(1))
+    out: dict[str, tuple[Server, str, bytes]] = {}
+    port = free_port()
+    mp = Server(
+        "modelport",
+        [py, "-m", "modelport.cli", "serve", str(repo), "--host", "127.0.0.1", "--port", str(port)]
+        + ["--workers", str(workers)],
+        f"http://127.0.0.1:{port}/v2/health/ready",
+        port,
+        env={"PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])},
+    )
+    out["modelport"] = (
+        mp,
+        f"http://127.0.0.1:{port}/v2/models/breast_cancer/infer",
+        v2_body(sample_rows(1), ["predict_proba"]),
+    )
+    for name, module in (("bare", "bare_sklearn_app"), ("floor", "constant_app")):
+        port = free_port()
+        server = Server(
+            name,
+            [py, "-m", "uvicorn", f"{module}:app", "--app-dir", str(BENCH / "apps"), "--host", "127.0.0.1"]
+            + ["--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+            f"http://127.0.0.1:{port}/",
+            port,
+            env={"BENCH_MODEL": str(model)},
+        )
+        out[name] = (server, f"http://127.0.0.1:{port}/v2/models/breast_cancer/infer", row)
+    return out
+
+
+def check_answers(found: dict[str, tuple[Server, str, bytes]]) -> None:
+    """modelport and the bare app must give the same probabilities before we time them."""
+    probs = {}
+    for name in ("modelport", "bare"):
+        _, url, body = found[name]
+        status, answer = post(url, body)
+        if status != 200:
+            raise SystemExit(f"{name} answered {status} to the benchmark request: {answer[:300]!r}")
+        outputs = {o["name"]: o["data"] for o in json.loads(answer)["outputs"]}
+        probs[name] = [round(float(v), 9) for v in outputs["predict_proba"]]
+    if probs["modelport"] != probs["bare"]:
+        raise SystemExit(f"answers differ: modelport {probs['modelport']} vs bare {probs['bare']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for every server")
+    parser.add_argument("--driver", choices=sorted(DRIVERS), default="wrk", help="load generator")
+    parser.add_argument("--connections", type=int, default=32, help="connections for the throughput run")
+    parser.add_argument("--src", type=Path, default=ROOT / "src", help="the modelport source tree to serve with")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelport-bench"
+    model = breast_cancer_model(cache)
+    workdir = Path(tempfile.mkdtemp(prefix="modelport-http-"))
+    repo = workdir / "models"
+    (repo / "breast_cancer").mkdir(parents=True)
+    shutil.copy(model, repo / "breast_cancer" / "model.joblib")
+    drive = DRIVERS[args.driver]
+    found = servers(model, repo, args.workers, args.src)
+    print(f"machine: {machine()}", file=sys.stderr)
+    try:
+        for name, (server, _, _) in found.items():
+            took = server.start(log_dir=workdir)
+            print(f"started {name} in {took:.2f} s: {' '.join(server.argv)}", file=sys.stderr)
+        check_answers(found)
+        for _, url, body in found.values():  # warm up every worker and connection path
+            drive(url, body, args.connections, 1.0)
+        runs: dict[str, dict[str, list[float]]] = {n: {"p50": [], "p99": [], "rps": [], "p99_c": []} for n in found}
+        names = list(found)
+        for r in range(args.rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                _, url, body = found[name]
+                single = drive(url, body, 1, args.seconds)
+                many = drive(url, body, args.connections, args.seconds)
+                for load in (single, many):
+                    if load.errors:
+                        print(f"warning: {name}: {load.errors} errors in a run", file=sys.stderr)
+                runs[name]["p50"].append(single.p50)
+                runs[name]["p99"].append(single.p99)
+                runs[name]["rps"].append(many.rps)
+                runs[name]["p99_c"].append(many.p99)
+                print(
+                    f"round {r + 1}/{args.rounds} {name:>9}: c=1 p50 {single.p50:.3f} ms p99 {single.p99:.3f} ms; "
+                    f"c={args.connections} {many.rps:,.0f} req/s p99 {many.p99:.2f} ms",
+                    file=sys.stderr,
+                )
+    finally:
+        for server, _, _ in found.values():
+            server.stop()
+    med = {n: {k: median(v) for k, v in d.items()} for n, d in runs.items()}
+    report = render(med, args)
+    print(report)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "medians": med,
+                    "runs": runs,
+                    "commands": {n: s.argv for n, (s, _, _) in found.items()},
+                    "versions": versions(args.driver),
+                    "machine": machine(),
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+def versions(driver: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), driver: tool_version(driver) if driver != "modelport" else "-"}
+    for pkg in ("modelport", "uvicorn", "uvloop", "httptools", "orjson", "numpy", "scikit-learn"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def render(med: dict[str, dict[str, float]], args: Any) -> str:
+    c = args.connections
+    lines = [
+        f"HTTP overhead, breast_cancer single-row V2 request, {args.workers} uvicorn workers each, "
+        f"{args.driver}, {args.rounds} interleaved rounds of {args.seconds:g} s (medians)",
+        "",
+        f"| server | c=1 p50 (ms) | c=1 p99 (ms) | c={c} req/s | c={c} p99 (ms) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, m in med.items():
+        lines.append(f"| {name} | {m['p50']:.3f} | {m['p99']:.3f} | {m['rps']:,.0f} | {m['p99_c']:.2f} |")
+    mp, bare, floor = med["modelport"], med["bare"], med["floor"]
+    p50_ratio = mp["p50"] / bare["p50"]
+    rps_ratio = mp["rps"] / bare["rps"]
+    lines += [
+        "",
+        f"modelport / bare:  p50 {p50_ratio:.2f}x (target <= {P50_TARGET}x: {verdict(p50_ratio <= P50_TARGET)}),"
+        f"  p99 {mp['p99'] / bare['p99']:.2f}x,"
+        f"  req/s {rps_ratio:.2f}x (target >= {RPS_TARGET}x: {verdict(rps_ratio >= RPS_TARGET)})",
+        f"modelport / floor: p50 {mp['p50'] / floor['p50']:.2f}x,  req/s {mp['rps'] / floor['rps']:.2f}x",
+        f"bare / floor:      p50 {bare['p50'] / floor['p50']:.2f}x,  req/s {bare['rps'] / floor['rps']:.2f}x",
+    ]
+    return "\n".join(lines)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

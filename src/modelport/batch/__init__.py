@@ -1,0 +1,1 @@
+"""Batch scoring: big files on one machine (``modelport score``) and Spark DataFrames (``modelport.spark``)."""

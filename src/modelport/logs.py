@@ -1,0 +1,126 @@
+"""Logging set-up: JSON lines for machines, a readable line on a terminal, and access logs.
+
+``--log-format auto`` (the default) picks ``text`` when stderr is a terminal and
+``json`` otherwise, so a container's log collector gets one JSON object per line
+and a person at a shell gets something readable. Every access-log record carries
+the request id, which the server takes from ``X-Request-ID`` or generates and
+echoes back, so a client's log line and the server's can be joined.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from modelport.observe import RequestRecord
+
+__all__ = ["ACCESS_LOGGER", "LOG_FORMATS", "AccessLog", "JsonFormatter", "TextFormatter", "configure_logging"]
+
+ACCESS_LOGGER = "modelport.access"
+LOG_FORMATS = ("json", "text", "auto")
+
+# Attributes every LogRecord has; anything else was passed in ``extra=`` and is output.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
+
+
+def resolve_format(fmt: str, stream: Any = None) -> str:
+    """``auto`` -> ``text`` on a terminal, ``json`` otherwise."""
+    if fmt not in LOG_FORMATS:
+        from modelport.errors import ConfigError
+
+        raise ConfigError(f"log format '{fmt}' is not supported; use one of {', '.join(LOG_FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    stream = stream if stream is not None else sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _iso(created: float) -> str:
+    seconds = int(created)
+    millis = int((created - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> str:
+    """Route every logger (uvicorn's too) to one stderr handler; returns the format used."""
+    chosen = resolve_format(fmt)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+    # modelport.access (AccessLog) replaces uvicorn's access lines, which lack the request id.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
+    return chosen
+
+
+class AccessLog:
+    """An observer writing one access-log record per request to ``modelport.access``."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+
+    def observe(self, record: RequestRecord) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        ms = round(record.duration * 1000.0, 3)
+        target = f" {record.model} v{record.version}" if record.model is not None else ""
+        extra = {
+            "request_id": record.request_id,
+            "method": record.method,
+            "path": record.path,
+            "protocol": record.protocol,
+            "model": record.model,
+            "version": record.version,
+            "status": record.status,
+            "latency_ms": ms,
+        }
+        if record.error is not None:
+            extra["error"] = record.error
+        logger.info(
+            "%s %s %d%s %.3f ms id=%s",
+            record.method,
+            record.path,
+            record.status,
+            target,
+            ms,
+            record.request_id,
+            extra=extra,
+        )

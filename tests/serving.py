@@ -1,0 +1,74 @@
+"""Start a real ``modelport serve`` subprocess on a free loopback port, and always stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+
+@dataclass
+class RunningServer:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_server(
+    root: str | Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    scheme: str = "http",
+    ready_path: str = "/v2/health/live",
+    timeout: float = 60.0,
+    verify: object = False,
+    log_dir: Path | None = None,
+) -> Iterator[RunningServer]:
+    """``modelport serve ROOT ARGS`` on 127.0.0.1:<free port>; yields when it answers."""
+    port = free_port()
+    log_path = Path(log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"modelport-serve-{port}.log"
+    cmd = [sys.executable, "-m", "modelport.cli", "serve", str(root), "--host", "127.0.0.1", "--port", str(port), *args]
+    full_env = {**os.environ, **(env or {})}
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (src, str(Path(src).parent), full_env.get("PYTHONPATH")) if p)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+    url = f"{scheme}://127.0.0.1:{port}"
+    server = RunningServer(url, port, proc, log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"modelport serve exited with {proc.returncode}:\n{server.log()}")
+            try:
+                if httpx.get(url + ready_path, timeout=1.0, verify=verify).status_code < 500:  # type: ignore[arg-type]
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"modelport serve did not answer within {timeout} s:\n{server.log()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

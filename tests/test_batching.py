@@ -1,0 +1,169 @@
+"""Adaptive batching: rows go back to the caller that sent them, errors stay in their batch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from modelport.batching import Batcher
+from modelport.config import BatchingConfig
+from modelport.dataplane import BatchingPolicy, DataPlane
+from modelport.errors import ModelFailed
+from modelport.model import Model
+from modelport.repository import Repository, VersionEntry
+from modelport.server.app import ModelportApp
+from modelport.signature import Batch, Signature, TensorSpec
+
+
+class Doubler:
+    """Returns 2*x and the size of the batch each row was predicted in."""
+
+    signature = Signature(
+        (TensorSpec("x", "FP64", (-1, 2)),), (TensorSpec("y", "FP64", (-1, 2)), TensorSpec("n", "INT64", (-1,)))
+    )
+    info: dict[str, Any] = {}
+
+    def __init__(self, delay: float = 0.0, fail_on: float | None = None) -> None:
+        self.delay = delay
+        self.fail_on = fail_on
+        self.sizes: list[int] = []
+        self.threads: set[str] = set()
+
+    def predict(self, batch: Batch) -> Batch:
+        x = batch["x"]
+        self.sizes.append(len(x))
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_on is not None and (x == self.fail_on).any():
+            raise ValueError(f"cannot predict {self.fail_on}")
+        return {"y": x * 2, "n": np.full(len(x), len(x))}
+
+
+def _model(predictor: Doubler, batching: BatchingConfig | None = None) -> Model:
+    return Model("dbl", 1, predictor, flavor="test", source="memory", batching=batching)
+
+
+class _Repo(Repository):
+    def __init__(self, model: Model) -> None:
+        super().__init__("memory")
+        self.model = model
+
+    def get(self, name: str, version: int | str | None = None) -> Model:
+        return self.model
+
+    def lease(
+        self, name: str, version: int | str | None = None, headers: Mapping[bytes, bytes] | None = None
+    ) -> VersionEntry:
+        return VersionEntry(1, Path("."), "AVAILABLE", model=self.model)
+
+
+async def test_rows_return_to_their_callers_under_concurrency() -> None:
+    predictor = Doubler()
+    model = _model(predictor, BatchingConfig(max_batch_size=32, max_latency_ms=2.0))
+    plane = DataPlane(_Repo(model))
+    inputs = [np.array([[i, -i]] * (1 + i % 3), dtype=np.float64) for i in range(400)]
+    results = await asyncio.gather(*(plane.infer(model, {"x": x}) for x in inputs))
+    for x, out in zip(inputs, results, strict=True):
+        np.testing.assert_array_equal(out["y"], x * 2)
+    assert max(predictor.sizes) > 1, "concurrent requests should have shared predict calls"
+    assert max(predictor.sizes) <= 32 + 2  # a batch closes once it reaches max_batch_size
+    assert sum(predictor.sizes) == sum(len(x) for x in inputs)
+
+
+async def test_requested_outputs_per_caller() -> None:
+    model = _model(Doubler(), BatchingConfig(max_batch_size=8))
+    plane = DataPlane(_Repo(model))
+    a, b = await asyncio.gather(
+        plane.infer(model, {"x": np.ones((1, 2))}, ["y"]), plane.infer(model, {"x": np.ones((1, 2))}, ["n"])
+    )
+    assert list(a) == ["y"] and list(b) == ["n"]
+
+
+async def test_model_error_fails_only_its_batch() -> None:
+    predictor = Doubler(fail_on=13.0)
+    model = _model(predictor, BatchingConfig(max_batch_size=4, max_latency_ms=5.0))
+    plane = DataPlane(_Repo(model))
+    first = [plane.infer(model, {"x": np.array([[v, v]], dtype=np.float64)}) for v in (1.0, 13.0, 2.0, 3.0)]
+    results = await asyncio.gather(*first, return_exceptions=True)
+    assert all(isinstance(r, ModelFailed) for r in results)
+    assert "cannot predict 13.0" in str(results[0])
+    after = await asyncio.gather(*(plane.infer(model, {"x": np.array([[v, v]])}) for v in (4.0, 5.0)))
+    assert [float(r["y"][0, 0]) for r in after] == [8.0, 10.0]
+
+
+async def test_cancelled_caller_does_not_break_the_batch() -> None:
+    predictor = Doubler(delay=0.05)
+    batcher_model = _model(predictor, BatchingConfig(max_batch_size=16, max_latency_ms=20.0))
+    plane = DataPlane(_Repo(batcher_model))
+    tasks = [asyncio.create_task(plane.infer(batcher_model, {"x": np.full((1, 2), float(i))})) for i in range(6)]
+    await asyncio.sleep(0.005)
+    tasks[2].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[2], asyncio.CancelledError)
+    for i, r in enumerate(done):
+        if i != 2:
+            assert float(r["y"][0, 0]) == 2.0 * i  # type: ignore[index]
+
+
+async def test_slow_model_batches_naturally_while_busy() -> None:
+    """No wait window: the queue fills while the previous batch runs in a thread."""
+    predictor = Doubler(delay=0.02)
+    model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
+    plane = DataPlane(_Repo(model))
+    for _ in range(3):  # teach the plane the model is slow, so it runs in a thread
+        await plane.infer(model, {"x": np.ones((1, 2))})
+    results = await asyncio.gather(*(plane.infer(model, {"x": np.full((1, 2), float(i))}) for i in range(50)))
+    assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(50)]
+    assert any(name != "MainThread" for name in predictor.threads)
+    assert len(predictor.sizes) < 3 + 50 / 2  # far fewer calls than requests
+
+
+def test_batcher_rejects_pointless_size() -> None:
+    async def run(batch: Batch) -> Batch:
+        return batch
+
+    with pytest.raises(ValueError, match="max_batch_size must be at least 2"):
+        Batcher(run, 1)
+
+
+async def test_auto_batching_turns_on_for_expensive_models() -> None:
+    cheap, dear = Doubler(), Doubler(delay=0.001)
+    m_cheap, m_dear = _model(cheap), _model(dear)
+    plane = DataPlane(_Repo(m_cheap), BatchingPolicy(auto=True))
+    for _ in range(25):
+        await plane.infer(m_cheap, {"x": np.ones((1, 2))})
+        await plane.infer(m_dear, {"x": np.ones((1, 2))})
+    assert plane.batching_info(m_cheap) == {"enabled": False}
+    assert plane.batching_info(m_dear)["enabled"] is True
+
+
+async def test_http_concurrency_each_caller_checked() -> None:
+    """Hundreds of concurrent HTTP requests with distinct inputs; a bad one fails alone."""
+    predictor = Doubler()
+    model = _model(predictor, BatchingConfig(max_batch_size=16, max_latency_ms=1.0))
+    app = ModelportApp(_Repo(model))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+
+        async def call(i: int) -> httpx.Response:
+            data: list[Any] = [i, i + 0.5] if i != 77 else ["bad", 1]
+            return await c.post(
+                "/v2/models/dbl/infer",
+                json={"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": data}]},
+            )
+
+        responses = await asyncio.gather(*(call(i) for i in range(300)))
+    for i, r in enumerate(responses):
+        if i == 77:
+            assert r.status_code == 400 and "must be FP64 numbers, got str value 'bad'" in r.json()["error"]
+        else:
+            assert r.status_code == 200
+            assert r.json()["outputs"][0]["data"] == [2 * i, 2 * i + 1]

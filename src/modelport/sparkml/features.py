@@ -225,7 +225,7 @@ class IndexToString(Stage):
         idx = (np.where(nan, 0.0, col) if nan.any() else col).astype(np.int64)  # Java's (int) NaN is 0
         bad = (idx < 0) | (idx >= len(self._array))
         if bad.any():
-            raise invalid(self.name, self.in_col, f"unseen index {col[bad][0]!r} (labels: {len(self._array)})")
+            raise invalid(self.name, self.in_col, f"unseen index {float(col[bad][0])!r} (labels: {len(self._array)})")
         frame[self.out_col] = self._array[idx]
 
 
@@ -617,7 +617,11 @@ class Bucketizer(_Scalar):
             oob = ~nan & ((x < splits[0]) | (x > splits[-1]))
             if oob.any() and (keep_mask is None or (oob & keep_mask).any()):
                 v = float(x[oob][0])
-                raise invalid(self.name, src, f"value {v!r} out of Bucketizer bounds [{splits[0]!r}, {splits[-1]!r}]")
+                raise invalid(
+                    self.name,
+                    src,
+                    f"value {v!r} out of Bucketizer bounds [{float(splits[0])!r}, {float(splits[-1])!r}]",
+                )
             out[nan] = len(splits) - 1
             frame[dst] = out
         if keep_mask is not None:

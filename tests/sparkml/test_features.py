@@ -112,7 +112,8 @@ def test_default_outputs_are_leaf_columns(spark: Any, tmp_path: Path) -> None:
     _, model = fit_save_load(stages, penguin_df(spark, train), tmp_path / "m")
     assert model.signature.input_names == ["island", "year"]
     assert model.signature.output_names == ["features", "island_back"]
-    assert model.signature.output("features").shape == (-1, 3)
+    # island_i carries 3 labels + "__unknown" (keep), so the encoder sees 4 categories and drops the last
+    assert model.signature.output("features").shape == (-1, 4)
     assert model.info["runtime"] == {"features": "modelport.sparkml", "island_back": "modelport.sparkml"}
     assert model.info["stages"][0] == "StringIndexerModel(island -> island_i)"
     assert model.info["spark_version"] == spark.version

@@ -60,7 +60,8 @@ def test_single_stage_directory(spark: Any, tmp_path: Path) -> None:
     model = modelport.load_model(tmp_path / "si")
     assert model.flavor == "sparkml"
     out = model.predict({"island": ["Torgersen", "Mars"]})
-    assert out["island_i"].tolist() == [0.0, float(len(fitted.labelsArray[0]))]
+    labels = list(fitted.labelsArray[0])
+    assert out["island_i"].tolist() == [float(labels.index("Torgersen")), float(len(labels))]
 
 
 def test_unfitted_pipeline_is_refused(spark: Any, tmp_path: Path) -> None:

@@ -232,6 +232,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--single", type=int, default=2000, help="single-row predictions to time for modelport")
     parser.add_argument("--http", action="store_true", help="also run the HTTP comparison (needs modelport serve)")
+    parser.add_argument("--models", default="sentiment,penguins", help="comma-separated demo model names")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
@@ -247,7 +248,7 @@ def main() -> None:
     )
     spark.sparkContext.setLogLevel("ERROR")
     print(f"python {sys.version.split()[0]}, pyspark {spark.version}, cpus {os.cpu_count()}")
-    for name in ("sentiment", "penguins"):
+    for name in args.models.split(","):
         bench_model(name, spark, args)
     spark.stop()
 

@@ -133,7 +133,7 @@ def bench_http(name: str, rows: list[dict[str, Any]], n: int) -> None:
     try:
         with httpx.Client(timeout=60) as client:
             for url in (f"http://127.0.0.1:{flask_port}/health", f"http://127.0.0.1:{mp_port}/v2/health/ready"):
-                deadline = time.time() + 180
+                deadline = time.time() + 600
                 while True:
                     try:
                         if client.get(url).status_code == 200:

@@ -133,7 +133,7 @@ def bench_http(name: str, rows: list[dict[str, Any]], n: int) -> None:
     try:
         with httpx.Client(timeout=60) as client:
             for url in (f"http://127.0.0.1:{flask_port}/health", f"http://127.0.0.1:{mp_port}/v2/health/ready"):
-                deadline = time.time() + 180
+                deadline = time.time() + 600
                 while True:
                     try:
                         if client.get(url).status_code == 200:
@@ -232,6 +232,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--single", type=int, default=2000, help="single-row predictions to time for modelport")
     parser.add_argument("--http", action="store_true", help="also run the HTTP comparison (needs modelport serve)")
+    parser.add_argument("--models", default="sentiment,penguins", help="comma-separated demo model names")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
@@ -247,7 +248,7 @@ def main() -> None:
     )
     spark.sparkContext.setLogLevel("ERROR")
     print(f"python {sys.version.split()[0]}, pyspark {spark.version}, cpus {os.cpu_count()}")
-    for name in ("sentiment", "penguins"):
+    for name in args.models.split(","):
         bench_model(name, spark, args)
     spark.stop()
 

@@ -1,4 +1,4 @@
-"""Tabular feature stages: indexers, encoders, assembler, imputer, scalers and friends.
+"""Tabular feature stages: indexers, encoders, assembler, imputer, bucketizer and binarizer (scalers: scalers.py).
 
 Numbers arrive as float64 with NaN for a missing value: on the wire JSON ``null`` and
 NaN are the same thing, so where Spark treats null and NaN differently the runtime
@@ -14,22 +14,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from modelport.errors import ModelLoadError
-from modelport.sparkml.reader import StageMeta, dense_vector, matrix, read_data
+from modelport.sparkml.reader import StageMeta, read_data
 from modelport.sparkml.stage import ColumnInfo, Frame, Schema, Stage, param_or, register
 from modelport.sparkml.vectors import as_float, invalid, java_double_str, to_dense
 
 __all__ = [
     "Binarizer",
     "Bucketizer",
-    "ElementwiseProduct",
     "ImputerModel",
     "IndexToString",
-    "MaxAbsScalerModel",
-    "MinMaxScalerModel",
-    "Normalizer",
     "OneHotEncoderModel",
-    "PCAModel",
-    "StandardScalerModel",
     "StringIndexerModel",
     "VectorAssembler",
 ]
@@ -115,8 +109,16 @@ class StringIndexerModel(_Scalar):
             col = frame[src]
             keys = _as_strings(col)
             unknown = float(len(labels))
-            out = np.fromiter((lookup.get(k, -1.0) if k is not None else -1.0 for k in keys), np.float64, len(keys))
-            bad = out < 0
+            if len(keys) == 1:
+                found = lookup.get(keys[0], -1.0) if keys[0] is not None else -1.0
+                out = np.array([found])
+                bad = out < 0
+                if found >= 0:
+                    frame[dst] = out
+                    continue
+            else:
+                out = np.fromiter((lookup.get(k, -1.0) if k is not None else -1.0 for k in keys), np.float64, len(keys))
+                bad = out < 0
             if bad.any():
                 if self.mode == "error":
                     value = keys[int(np.flatnonzero(bad)[0])]
@@ -213,10 +215,11 @@ class IndexToString(Stage):
 
     def transform(self, frame: Frame) -> None:
         col = np.asarray(frame[self.in_col], dtype=np.float64)
-        idx = np.nan_to_num(col, nan=0.0).astype(np.int64)  # Java's (int) NaN is 0
+        nan = np.isnan(col)
+        idx = (np.where(nan, 0.0, col) if nan.any() else col).astype(np.int64)  # Java's (int) NaN is 0
         bad = (idx < 0) | (idx >= len(self._array))
         if bad.any():
-            raise invalid(self.name, self.in_col, f"unseen index {col[bad][0]!r} (labels: {len(self._array)})")
+            raise invalid(self.name, self.in_col, f"unseen index {float(col[bad][0])!r} (labels: {len(self._array)})")
         frame[self.out_col] = self._array[idx]
 
 
@@ -252,7 +255,9 @@ class OneHotEncoderModel(Stage):
 
     def transform(self, frame: Frame) -> None:
         for (src, dst), n, size in zip(self.pairs, self.category_sizes, self.sizes, strict=True):
-            x = np.asarray(frame[src], dtype=np.float64)
+            x = frame[src]
+            if x.dtype != np.float64:
+                x = x.astype(np.float64)
             valid = (x >= 0) & (x < n)
             if not valid.all():
                 if self.mode == "error":
@@ -265,10 +270,14 @@ class OneHotEncoderModel(Stage):
                         "and its handleInvalid is 'error' (set 'keep')",
                     )
                 x = np.where(valid, x, float(n))
-            idx = np.nan_to_num(x).astype(np.int64)
+            idx = x.astype(np.int64)  # no NaN left: invalid values became n above
             out = np.zeros((len(x), size), dtype=np.float64)
-            hit = idx < size
-            out[np.flatnonzero(hit), idx[hit]] = 1.0
+            if len(idx) == 1:
+                if idx[0] < size:
+                    out[0, idx[0]] = 1.0
+            else:
+                hit = idx < size
+                out[np.flatnonzero(hit), idx[hit]] = 1.0
             frame[dst] = out
 
 
@@ -302,37 +311,47 @@ class VectorAssembler(Stage):
 
     def transform(self, frame: Frame) -> None:
         parts: list[Any] = []
-        bad: np.ndarray | None = None
+        scalar_pos: list[int] = []
+        scalar_names: list[str] = []
         any_sparse = False
+        width = 0
         for col in self.inputs:
             value = frame[col]
             if sp.issparse(value):
                 any_sparse = True
                 parts.append(value)
+                width += value.shape[1]
                 continue
-            arr = np.asarray(value)
-            if arr.ndim == 1:
-                arr = arr.astype(np.float64).reshape(-1, 1)
-                nan = np.isnan(arr[:, 0])
-            else:
-                arr = arr.astype(np.float64, copy=False)
-                nan = np.zeros(len(arr), dtype=bool)  # NaN inside a vector is data, not a missing value
-            if nan.any():
-                if self.mode == "error":
-                    raise invalid(
-                        self.name,
-                        col,
-                        'null or NaN value while assembling with handleInvalid = "error" (use "keep" or "skip")',
-                    )
-                bad = nan if bad is None else bad | nan
-            parts.append(arr)
+            if value.ndim == 1:
+                value = value.reshape(-1, 1)
+                scalar_pos.append(width)
+                scalar_names.append(col)
+            parts.append(value)
+            width += value.shape[1]
         if any_sparse:
-            out: Any = sp.hstack([p if sp.issparse(p) else sp.csr_matrix(p) for p in parts], format="csr")
+            out: Any = sp.hstack(
+                [p if sp.issparse(p) else sp.csr_matrix(p, dtype=np.float64) for p in parts], format="csr"
+            )
+            scalars = out[:, scalar_pos].toarray() if scalar_pos else None
         else:
-            out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            out = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+            if out.dtype != np.float64:
+                out = out.astype(np.float64)
+            scalars = out[:, scalar_pos] if scalar_pos else None
         frame[self.out_col] = out
-        if bad is not None and self.mode == "skip":
-            frame.filter(~bad)
+        # NaN inside a vector input is data; a null or NaN number is a missing value
+        if scalars is None:
+            return
+        nan = np.isnan(scalars)
+        if not nan.any():
+            return
+        if self.mode == "error":
+            col = scalar_names[int(np.flatnonzero(nan.any(axis=0))[0])]
+            raise invalid(
+                self.name, col, 'null or NaN value while assembling with handleInvalid = "error" (use "keep" or "skip")'
+            )
+        if self.mode == "skip":
+            frame.filter(~nan.any(axis=1))
 
 
 # --- Imputer -------------------------------------------------------------------------------------
@@ -358,197 +377,11 @@ class ImputerModel(_Scalar):
     def transform(self, frame: Frame) -> None:
         missing = self.missing
         for (src, dst), value in zip(self.pairs, self.surrogates, strict=True):
-            x = np.asarray(frame[src], dtype=np.float64)
+            x = frame[src]
+            if x.dtype != np.float64:
+                x = x.astype(np.float64)
             mask = np.isnan(x) if math.isnan(missing) else np.isnan(x) | (x == missing)
             frame[dst] = np.where(mask, value, x) if mask.any() else x
-
-
-# --- Scalers and vector maps ---------------------------------------------------------------------
-
-
-class _VectorMap(Stage):
-    """One vector in, one vector out of a size fixed at load (or the input's size)."""
-
-    size: int | None = None
-
-    def __init__(self, meta: StageMeta) -> None:
-        super().__init__(meta)
-        self.in_col, self.out_col = self.inputs[0], self.outputs[0]
-        self.name = _name(meta)
-
-    def setup(self, schema: Schema) -> None:
-        info = schema.get(self.in_col)
-        if self.size is None and info is not None:
-            self.size = info.size
-        schema[self.out_col] = ColumnInfo("vector", self.size)
-
-    def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
-        return "FP64", (-1, self.size or -1)
-
-    def input_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
-        return "FP64", (-1, getattr(self, "in_size", None) or self.size or -1)
-
-    def _input(self, frame: Frame) -> Any:
-        value = frame[self.in_col]
-        if not sp.issparse(value):
-            value = to_dense(value)
-        if self.size is not None and value.shape[1] != self.size:
-            raise invalid(self.name, self.in_col, f"vector of size {value.shape[1]}, expected {self.size}")
-        return value
-
-
-def _scale_columns(x: Any, scale: np.ndarray) -> Any:
-    """x * scale per column; CSR stays CSR with its structure (explicit zeros included)."""
-    if sp.issparse(x):
-        out = x.tocsr(copy=True)
-        out.data = out.data * scale[out.indices]
-        return out
-    return x * scale
-
-
-@register
-class StandardScalerModel(_VectorMap):
-    """``(x - mean) * (1/std)``; scale is 0 where std is 0; withMean gives dense output."""
-
-    spark_classes = (_SPARK + "StandardScalerModel",)
-
-    def __init__(self, meta: StageMeta) -> None:
-        super().__init__(meta)
-        row = read_data(meta.path).to_pylist()[0]
-        self.std = dense_vector(row["std"])
-        self.mean = dense_vector(row["mean"])
-        self.size = len(self.std)
-        self.with_mean = bool(param_or(meta, "withMean", False))
-        self.with_std = bool(param_or(meta, "withStd", True))
-        with np.errstate(divide="ignore"):
-            self.scale = np.where(self.std == 0, 0.0, 1.0 / self.std)
-
-    def transform(self, frame: Frame) -> None:
-        x = self._input(frame)
-        if self.with_mean:
-            x = to_dense(x) - self.mean
-            frame[self.out_col] = x * self.scale if self.with_std else x
-        elif self.with_std:
-            frame[self.out_col] = _scale_columns(x, self.scale)
-        else:
-            frame[self.out_col] = x
-
-
-@register
-class MinMaxScalerModel(_VectorMap):
-    """``(x - min) * (max' - min') / range + min'``; constant features go to the middle; NaN stays NaN."""
-
-    spark_classes = (_SPARK + "MinMaxScalerModel",)
-
-    def __init__(self, meta: StageMeta) -> None:
-        super().__init__(meta)
-        row = read_data(meta.path).to_pylist()[0]
-        self.lo = dense_vector(row["originalMin"])
-        hi = dense_vector(row["originalMax"])
-        self.size = len(hi)
-        self.out_min = float(param_or(meta, "min", 0.0))
-        span = float(param_or(meta, "max", 1.0)) - self.out_min
-        rng = hi - self.lo
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.scale = np.where(rng != 0, span / rng, 0.0)
-        self.const = self.scale == 0
-        self.mid = 0.5 * span + self.out_min
-
-    def transform(self, frame: Frame) -> None:
-        x = to_dense(self._input(frame))
-        out = (x - self.lo) * self.scale + self.out_min
-        if self.const.any():
-            out[:, self.const] = np.where(np.isnan(x[:, self.const]), np.nan, self.mid)
-        frame[self.out_col] = out
-
-
-@register
-class MaxAbsScalerModel(_VectorMap):
-    """``x / maxAbs`` as ``x * (1/maxAbs)``, unchanged where maxAbs is 0; sparse stays sparse."""
-
-    spark_classes = (_SPARK + "MaxAbsScalerModel",)
-
-    def __init__(self, meta: StageMeta) -> None:
-        super().__init__(meta)
-        max_abs = dense_vector(read_data(meta.path).column("maxAbs")[0].as_py())
-        self.size = len(max_abs)
-        with np.errstate(divide="ignore"):
-            self.scale = np.where(max_abs == 0, 1.0, 1.0 / max_abs)  # Spark leaves all-zero features as they are
-
-    def transform(self, frame: Frame) -> None:
-        frame[self.out_col] = _scale_columns(self._input(frame), self.scale)
-
-
-@register
-class ElementwiseProduct(_VectorMap):
-    """Hadamard product with the saved ``scalingVec``."""
-
-    spark_classes = (_SPARK + "ElementwiseProduct",)
-
-    def __init__(self, meta: StageMeta) -> None:
-        from modelport.sparkml.vectors import param_vector
-
-        super().__init__(meta)
-        self.scaling = param_vector(meta, "scalingVec")
-        self.size = len(self.scaling)
-
-    def transform(self, frame: Frame) -> None:
-        frame[self.out_col] = _scale_columns(self._input(frame), self.scaling)
-
-
-@register
-class Normalizer(_VectorMap):
-    """Divide each vector by its p-norm (unchanged when the norm is 0)."""
-
-    spark_classes = (_SPARK + "Normalizer",)
-
-    def __init__(self, meta: StageMeta) -> None:
-        super().__init__(meta)
-        self.p = as_float(param_or(meta, "p", 2.0))
-        if self.p < 1:
-            raise ModelLoadError(f"{meta.path}: Normalizer p must be >= 1, got {self.p}")
-
-    def transform(self, frame: Frame) -> None:
-        x = self._input(frame)
-        dense = to_dense(x)
-        a = np.abs(dense)
-        p = self.p
-        if p == 1:
-            norm = a.sum(axis=1)
-        elif p == 2:
-            norm = np.sqrt((dense * dense).sum(axis=1))
-        elif math.isinf(p):
-            norm = a.max(axis=1) if a.shape[1] else np.zeros(len(a))
-        else:
-            norm = (a**p).sum(axis=1) ** (1.0 / p)
-        norm = np.where(norm == 0, 1.0, norm)
-        if sp.issparse(x):
-            frame[self.out_col] = sp.csr_matrix(x.multiply(1.0 / norm[:, None]))
-        else:
-            frame[self.out_col] = dense / norm[:, None]
-
-
-@register
-class PCAModel(_VectorMap):
-    """Project onto the saved principal components: ``pc^T x``."""
-
-    spark_classes = (_SPARK + "PCAModel",)
-
-    def __init__(self, meta: StageMeta) -> None:
-        super().__init__(meta)
-        self.pc = matrix(read_data(meta.path).column("pc")[0].as_py())
-        self.in_size = self.pc.shape[0]
-        self.size = self.pc.shape[1]
-
-    def _input(self, frame: Frame) -> Any:
-        value = frame[self.in_col]
-        if value.shape[1] != self.in_size:
-            raise invalid(self.name, self.in_col, f"vector of size {value.shape[1]}, expected {self.in_size}")
-        return value if sp.issparse(value) else to_dense(value)
-
-    def transform(self, frame: Frame) -> None:
-        out = self._input(frame) @ self.pc
-        frame[self.out_col] = np.asarray(out, dtype=np.float64)
 
 
 # --- Bucketizer / Binarizer ----------------------------------------------------------------------
@@ -590,7 +423,11 @@ class Bucketizer(_Scalar):
             oob = ~nan & ((x < splits[0]) | (x > splits[-1]))
             if oob.any() and (keep_mask is None or (oob & keep_mask).any()):
                 v = float(x[oob][0])
-                raise invalid(self.name, src, f"value {v!r} out of Bucketizer bounds [{splits[0]!r}, {splits[-1]!r}]")
+                raise invalid(
+                    self.name,
+                    src,
+                    f"value {v!r} out of Bucketizer bounds [{float(splits[0])!r}, {float(splits[-1])!r}]",
+                )
             out[nan] = len(splits) - 1
             frame[dst] = out
         if keep_mask is not None:

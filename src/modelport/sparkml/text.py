@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from itertools import chain
 from typing import Any
 
 import mmh3
@@ -100,7 +101,11 @@ class Tokenizer(_TextStage):
         split = self._ws.split
 
         def tok(s: str) -> list[str]:
-            parts = split(s.lower())
+            s = s.lower()
+            if "\t" in s or "\n" in s or "\r" in s or "\x0b" in s or "\x0c" in s:
+                parts = split(s)
+            else:
+                parts = s.split(" ")  # the same as splitting on \s when space is the only whitespace
             if len(parts) > 1:
                 while parts and parts[-1] == "":
                     parts.pop()
@@ -254,15 +259,13 @@ class _VectorOut(Stage):
             schema[col] = ColumnInfo("vector", self.size if self.size > 0 else None)
 
 
-def _counts_to_vectors(n: int, size: int, rows: list[int], cols: list[int], binary: bool) -> Any:
+def _counts_to_vectors(n: int, size: int, rows: np.ndarray, cols: np.ndarray, binary: bool) -> Any:
     """Term counts per row: (row, index) pairs, repeated once per occurrence, summed into a vector column."""
-    if not rows:
+    if not len(rows):
         return sparse_rows(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), n, size)
-    r = np.asarray(rows, dtype=np.int64)
-    c = np.asarray(cols, dtype=np.int64)
-    keys, counts = np.unique(r * size + c, return_counts=True)
+    keys, counts = np.unique(rows * size + cols, return_counts=True)
     values = np.ones(len(keys)) if binary else counts.astype(np.float64)
-    return sparse_rows(keys // size, keys % size, values, n, size)
+    return sparse_rows(keys // size, keys % size, values, n, size, ordered=True)
 
 
 @register
@@ -290,20 +293,32 @@ class HashingTF(_VectorOut):
             tokens = col[0]
             if tokens is None:
                 raise self._null()
-            counts = Counter(h(t) % size for t in tokens)
+            if h is _hash3:
+                mh = mmh3.hash
+                counts = Counter([mh(t, 42) % size for t in tokens])
+            else:
+                counts = Counter([h(t) % size for t in tokens])
             out = np.zeros((1, size)) if size <= 65536 else None
             if out is not None:
                 for idx, c in counts.items():
                     out[0, idx] = 1.0 if self.binary else c
                 frame[self.out_col] = out
                 return
-        rows: list[int] = []
-        cols: list[int] = []
-        for i, tokens in enumerate(col):
-            if tokens is None:
-                raise self._null()
-            rows.extend([i] * len(tokens))
-            cols.extend(h(t) % size for t in tokens)  # Python's % is already non-negative for size > 0
+        # Batch path: hash each distinct term once, then look every occurrence up.
+        lengths = [len(tokens) if tokens is not None else -1 for tokens in col]
+        if -1 in lengths:
+            raise self._null()
+        flat = list(chain.from_iterable(col))
+        lut = dict.fromkeys(flat, 0)
+        if h is _hash3:
+            mh = mmh3.hash
+            for t in lut:
+                lut[t] = mh(t, 42) % size
+        else:
+            for t in lut:
+                lut[t] = h(t) % size
+        cols = np.fromiter((lut[t] for t in flat), dtype=np.int64, count=len(flat))
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
         frame[self.out_col] = _counts_to_vectors(n, size, rows, cols, self.binary)
 
     def _null(self) -> Exception:
@@ -373,7 +388,7 @@ class IDFModel(_VectorOut):
     def transform(self, frame: Frame) -> None:
         col = frame[self.in_col]
         if isinstance(col, np.ndarray):
-            frame[self.out_col] = to_dense(col) * self.idf
+            frame[self.out_col] = (col if col.ndim == 2 else to_dense(col)) * self.idf
         else:
             out = col.copy()
             out.data = out.data * self.idf[out.indices]

@@ -45,16 +45,23 @@ def n_rows(col: Any) -> int:
     return int(col.shape[0])
 
 
-def sparse_rows(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n: int, size: int) -> Any:
-    """A vector column from (row, index, value) triples whose (row, index) pairs are unique."""
+def sparse_rows(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n: int, size: int, ordered: bool = False
+) -> Any:
+    """A vector column from (row, index, value) triples whose (row, index) pairs are unique.
+
+    ``ordered`` says the triples are already sorted by row, then index.
+    """
     if n * size <= DENSE_LIMIT:
         out = np.zeros((n, size), dtype=np.float64)
         out[rows, cols] = values
         return out
-    order = np.lexsort((cols, rows))
+    if not ordered:
+        order = np.lexsort((cols, rows))
+        rows, cols, values = rows[order], cols[order], values[order]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return sp.csr_matrix((values[order], cols[order], indptr), shape=(n, size))
+    return sp.csr_matrix((values, cols, indptr), shape=(n, size))
 
 
 def as_float(value: Any) -> float:

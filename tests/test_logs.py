@@ -173,7 +173,13 @@ def test_server_writes_json_access_logs_with_request_ids(repo_dir: Path) -> None
             server.url + "/v2/models/diabetes/versions/1/infer", json=v2_body(), headers={"X-Request-ID": "trace-42"}
         )
         generated = httpx.post(server.url + "/v2/models/diabetes/infer", json={"inputs": [{"name": "nope"}]})
-        lines = wait_for(lambda: [e for e in _access_lines(server.log()) if e["path"] != "/v2/health/live"])
+
+        # Access lines are flushed in blocks (every 0.25 s): wait until both requests' lines are out.
+        def both() -> list[dict[str, object]]:
+            found = [e for e in _access_lines(server.log()) if e["path"] != "/v2/health/live"]
+            return found if len(found) >= 2 else []
+
+        lines = wait_for(both)
         log = server.log()
     assert given.status_code == 200
     assert given.headers["x-request-id"] == "trace-42"

@@ -544,26 +544,7 @@ def score(
 @click.option("--rounds", type=int, default=6, show_default=True, help="Rounds for --compare.")
 @click.option("--plot", "plot_path", default=None, help="Write a latency histogram + CDF PNG here.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def bench(
-    url: str,
-    requests: int | None,
-    concurrency: int | None,
-    rate: float | None,
-    duration: float | None,
-    body: str | None,
-    model: str | None,
-    rows: int,
-    mode: str | None,
-    method: str | None,
-    headers: tuple[str, ...],
-    warmup: int,
-    timeout: float,
-    sweep: str | None,
-    compare_url: str | None,
-    rounds: int,
-    plot_path: str | None,
-    as_json: bool,
-) -> None:
+def bench(**options: Any) -> None:
     """Measure response times of any HTTP endpoint (latency percentiles, req/s, errors by status).
 
     \b
@@ -575,13 +556,10 @@ def bench(
     from modelport import bench as b
 
     try:
-        result_json = _bench(
-            b, url, requests, concurrency, rate, duration, body, model, rows, mode, method, headers,
-            warmup, timeout, sweep, compare_url, rounds, plot_path, as_json,
-        )  # fmt: skip
+        result_json = _bench(b, **options)
     except ModelportError as exc:
         _fail(exc)
-    if as_json:
+    if options["as_json"]:
         click.echo(json.dumps(result_json, indent=2))
 
 

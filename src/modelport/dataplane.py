@@ -169,7 +169,7 @@ class DataPlane:
         state = self._state(model)
         if state.batcher is not None:
             if outputs is not None:
-                model.run_outputs_check(outputs)
+                model.check_outputs(outputs)
             return await state.batcher.submit(batch, batch_rows(batch), outputs)
         result = await self._run(model, state, batch, outputs)
         if state.auto and state.calls >= WARMUP_CALLS + 20 and state.cost > AUTO_BATCH_AFTER_S:

@@ -66,6 +66,8 @@ class Model:
             self.signature = full
         self.plan = InputPlan(name, self.signature)
         self._output_names = tuple(self.signature.output_names)
+        # Looked up for every response the codecs encode; built once here.
+        self.output_datatypes = {s.name: s.datatype for s in self.signature.outputs}
         self._close = close
         self.batching = batching
 
@@ -86,7 +88,7 @@ class Model:
 
     def run(self, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
         """Predict on a Batch that the input plan already checked (the server's path)."""
-        wanted = self._output_names if outputs is None else self._check_outputs(outputs)
+        wanted = self._output_names if outputs is None else self.check_outputs(outputs)
         try:
             result = self.predictor.predict(batch)
         except ModelportError:
@@ -97,11 +99,8 @@ class Model:
             ) from exc
         return {name: np.asarray(result[name]) for name in wanted}
 
-    def run_outputs_check(self, outputs: Sequence[str]) -> tuple[str, ...]:
-        """Raise InvalidInput for output names the model does not produce."""
-        return self._check_outputs(outputs)
-
-    def _check_outputs(self, outputs: Sequence[str]) -> tuple[str, ...]:
+    def check_outputs(self, outputs: Sequence[str]) -> tuple[str, ...]:
+        """The requested output names; InvalidInput for any the model does not produce."""
         unknown = [o for o in outputs if o not in self._output_names]
         if unknown:
             raise InvalidInput(

@@ -347,8 +347,3 @@ def _first_non_number(arr: np.ndarray) -> Any:
         elif not isinstance(v, int | float) or isinstance(v, bool):
             return v
     return items[0] if items else None
-
-
-def specs_from_names(names: Sequence[str], datatype: str, shape: tuple[int, ...] = (-1,)) -> tuple[TensorSpec, ...]:
-    """Convenience for flavors: one spec per name, all alike."""
-    return tuple(TensorSpec(n, datatype, shape) for n in names)

@@ -175,11 +175,11 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return plan.check(batch)
 
     def _encode(self, model: Any, request: Any, result: dict[str, np.ndarray]) -> Any:
-        specs = {s.name: s for s in model.signature.outputs}
+        datatypes = model.output_datatypes
         response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
         use_raw = bool(request.raw_input_contents)
         for name, arr in result.items():
-            datatype = specs[name].datatype if name in specs else "FP64"
+            datatype = datatypes.get(name, "FP64")
             out = response.outputs.add(name=name, datatype=datatype, shape=list(arr.shape))
             if use_raw:
                 response.raw_output_contents.append(encode_tensor(arr, datatype))

@@ -135,13 +135,12 @@ def _binary_wanted(body: dict[str, Any]) -> tuple[bool, dict[str, bool]]:
 def encode_outputs(
     model: Model, result: Batch, binary: tuple[bool, dict[str, bool]] = (False, {})
 ) -> tuple[list[dict[str, Any]], list[bytes]]:
-    specs = {s.name: s for s in model.signature.outputs}
+    datatypes = model.output_datatypes
     default, per = binary
     out = []
     raw: list[bytes] = []
     for name, arr in result.items():
-        spec = specs.get(name)
-        datatype = spec.datatype if spec is not None else "FP64"
+        datatype = datatypes.get(name, "FP64")
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if per.get(name, default):
             chunk = encode_tensor(arr, datatype)

@@ -14,7 +14,6 @@ A stage whose ``handleInvalid`` is ``skip`` drops rows with :meth:`Frame.filter`
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -112,9 +111,6 @@ def register(cls: type[Stage]) -> type[Stage]:
 def param_or(meta: StageMeta, name: str, default: Any) -> Any:
     value = meta.get(name)
     return default if value is None else value
-
-
-Transform = Callable[[Frame], None]
 
 
 class ColumnInfo:

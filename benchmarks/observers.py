@@ -39,7 +39,7 @@ def main() -> None:
     print(f"Metrics.observe (counter + histogram):      {per * 1e6:6.2f} us")
     per = timeit.timeit(lambda: observe_inference("wine", 1, 0.0001, 1), number=n) / n
     print(f"observe_inference (histogram x2):           {per * 1e6:6.2f} us")
-    per = timeit.timeit(lambda: (metrics.in_flight.inc(), metrics.in_flight.dec()), number=n) / n
+    per = timeit.timeit(lambda: (metrics.request_started(), metrics.request_finished()), number=n) / n
     print(f"in-flight gauge inc + dec:                  {per * 1e6:6.2f} us")
 
     logger = logging.getLogger("bench.access")

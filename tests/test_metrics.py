@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelport.hotmetrics import SNAPSHOT_EVERY_S
 from modelport.metrics import METRIC_NAMES, Metrics, activate, observe_inference
 from modelport.observe import RequestRecord
 from modelport.repository import Repository
@@ -153,6 +154,9 @@ def test_counts_are_summed_across_workers(repo_dir: Path) -> None:
             for _ in range(40):  # new connections: the kernel spreads them over both workers
                 with httpx.Client(base_url=server.url) as one:
                     assert one.post("/v2/models/diabetes/infer", json=v2_body()).status_code == 200
+            # each worker shares its request counts every SNAPSHOT_EVERY_S; after that, every scrape agrees
+            wait_for(lambda: _requests_total(scrape(server.url)) == 40.0, timeout=10 * SNAPSHOT_EVERY_S)
+            time.sleep(2 * SNAPSHOT_EVERY_S)
             pages = [scrape(server.url) for _ in range(6)]
             assert client.get("/v2/health/live").status_code == 200
     # whichever worker answered the scrape, it reports both workers' requests
@@ -252,9 +256,14 @@ def test_an_operator_metrics_dir_is_emptied_at_start_and_kept(repo_dir: Path, tm
     mp = tmp_path / "mp"
     mp.mkdir()
     (mp / "counter_1.db").write_bytes(b"stale data from an earlier run")
+    (mp / "requests-1.json").write_text('{"pid": 1, "in_flight": 0, "series": {}}')
+    key = 'modelport_requests_total{model="diabetes",protocol="v2",status="200",version="2"}'
     with run_server(repo_dir / "diabetes", "--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(mp)}) as server:
         assert httpx.post(server.url + "/v2/models/diabetes/infer", json=v2_body()).status_code == 200
-        samples = scrape(server.url)
+        # the worker that did not answer shares its count within SNAPSHOT_EVERY_S
+        samples = wait_for(lambda: (s := scrape(server.url)).get(key) == 1.0 and s, timeout=10 * SNAPSHOT_EVERY_S)
     assert not (mp / "counter_1.db").exists()
+    assert not (mp / "requests-1.json").exists()
     assert list(mp.glob("counter_*.db"))
-    assert samples['modelport_requests_total{model="diabetes",protocol="v2",status="200",version="2"}'] == 1.0
+    assert list(mp.glob("requests-*.json"))
+    assert samples[key] == 1.0

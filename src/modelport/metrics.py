@@ -2,11 +2,13 @@
 
 One :class:`Metrics` per server process. With several workers, ``serve`` points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start; each
-worker then writes its values to memory-mapped files there and whichever worker
-answers a scrape sums them all (prometheus_client's multiprocess mode).
+worker then writes its values there and whichever worker answers a scrape sums
+them all: the rarely changing gauges through prometheus_client's multiprocess
+mode, the request-path series through snapshots (hotmetrics.py, at most
+``SNAPSHOT_EVERY_S`` behind).
 
-The request path pays a dict lookup and two updates: label children are bound
-once per (model, version, protocol, status) and cached.
+The request path pays a cached label lookup and one locked update of plain Python
+numbers per request and per model call (hotmetrics.py says why).
 
 The batching code reports inference latency and batch size through
 :func:`observe_inference`; it is a no-op until a server has created its Metrics.
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from modelport.hotmetrics import SNAPSHOT_GLOB, HotMetrics, Labels
 from modelport.observe import RequestRecord
 
 if TYPE_CHECKING:
@@ -81,7 +85,7 @@ class Metrics:
     """The server's metrics; ``observe`` makes it an :class:`~modelport.observe.Observer`."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+        from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
         disable_created_metrics()  # the *_created series double a scrape's size for nothing Prometheus needs
         self.multiprocess = multiprocess_dir() is not None
@@ -89,39 +93,12 @@ class Metrics:
         # not also sit in the registry that renders, or every series would count twice.
         self.registry = CollectorRegistry(auto_describe=True)
         reg: Any = None if self.multiprocess else self.registry
-        self.requests = Counter(
-            "modelport_requests",
-            "Requests answered, by model, version, protocol (v1, v2, other) and HTTP status.",
-            ("model", "version", "protocol", "status"),
-            registry=reg,
-        )
-        self.request_seconds = Histogram(
-            "modelport_request_duration_seconds",
-            "Time from request arrival to response sent.",
-            ("model", "version", "protocol"),
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self.inference_seconds = Histogram(
-            "modelport_inference_duration_seconds",
-            "Time the model spent predicting one batch.",
-            ("model", "version"),
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self.batch_size = Histogram(
-            "modelport_batch_size",
-            "Rows per batch handed to the model.",
-            ("model", "version"),
-            buckets=BATCH_BUCKETS,
-            registry=reg,
-        )
-        self.in_flight = Gauge(
-            "modelport_requests_in_flight",
-            "Requests received and not yet answered.",
-            registry=reg,
-            multiprocess_mode="livesum",
-        )
+        # The four series every request touches live in plain Python (hotmetrics.py).
+        self.hot = HotMetrics(LATENCY_BUCKETS, BATCH_BUCKETS)
+        if self.multiprocess:
+            self.hot.share(str(multiprocess_dir()))
+        else:
+            self.registry.register(_HotCollector(self.hot))
         self.load_seconds = Gauge(
             "modelport_model_load_seconds",
             "How long the model version took to load.",
@@ -147,8 +124,8 @@ class Metrics:
             "Payload-log records written to Parquet.",
             registry=reg,
         )
-        self._request_children: dict[tuple[str | None, int | None, str, int], tuple[Any, Any]] = {}
-        self._inference_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._request_labels: dict[tuple[str | None, int | None, str, int], tuple[Labels, Labels]] = {}
+        self._inference_labels: dict[tuple[str, int], Labels] = {}
         self._lock = threading.Lock()
         self._repository: Repository | None = None
         self._known_versions: set[tuple[str, str]] = set()
@@ -157,32 +134,25 @@ class Metrics:
     # -- request path ------------------------------------------------------------
     def observe(self, record: RequestRecord) -> None:
         key = (record.model, record.version, record.protocol, record.status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = self._bind_request(key)
-        children[0].inc()
-        children[1].observe(record.duration)
-
-    def _bind_request(self, key: tuple[str | None, int | None, str, int]) -> tuple[Any, Any]:
-        model, version, protocol, status = key
-        m = model or ""
-        v = "" if version is None else str(version)
-        children = (
-            self.requests.labels(m, v, protocol, str(status)),
-            self.request_seconds.labels(m, v, protocol),
-        )
-        self._request_children[key] = children
-        return children
+        labels = self._request_labels.get(key)
+        if labels is None:
+            model, version, protocol, status = key
+            m, v = model or "", "" if version is None else str(version)
+            labels = self._request_labels[key] = ((m, v, protocol, str(status)), (m, v, protocol))
+        self.hot.request(labels[0], labels[1], record.duration)
 
     def observe_inference(self, model: str, version: int, seconds: float, rows: int) -> None:
         key = (model, version)
-        children = self._inference_children.get(key)
-        if children is None:
-            v = str(version)
-            children = (self.inference_seconds.labels(model, v), self.batch_size.labels(model, v))
-            self._inference_children[key] = children
-        children[0].observe(seconds)
-        children[1].observe(rows)
+        labels = self._inference_labels.get(key)
+        if labels is None:
+            labels = self._inference_labels[key] = (model, str(version))
+        self.hot.inference(labels, seconds, rows)
+
+    def request_started(self) -> None:
+        self.hot.in_flight += 1
+
+    def request_finished(self) -> None:
+        self.hot.in_flight -= 1
 
     # -- models --------------------------------------------------------------------
     def watch(self, repository: Repository) -> None:
@@ -227,6 +197,7 @@ class Metrics:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(_HotCollector(self.hot))
         return bytes(generate_latest(registry))
 
 
@@ -263,5 +234,15 @@ def prepare_multiprocess(directory: str) -> None:
 
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    for stale in path.glob("*.db"):
+    for stale in [*path.glob("*.db"), *path.glob(SNAPSHOT_GLOB)]:
         stale.unlink()
+
+
+class _HotCollector:
+    """Hands the request-path series to a prometheus_client registry at scrape time."""
+
+    def __init__(self, hot: HotMetrics) -> None:
+        self.hot = hot
+
+    def collect(self) -> Iterator[Any]:
+        return self.hot.collect()

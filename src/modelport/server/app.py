@@ -162,11 +162,11 @@ class ModelportApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self._metrics
         if metrics is not None:
-            metrics.in_flight.inc()
+            metrics.request_started()
             try:
                 await self._handle(scope, receive, send)
             finally:
-                metrics.in_flight.dec()
+                metrics.request_finished()
         else:
             await self._handle(scope, receive, send)
 

@@ -212,3 +212,35 @@ def test_text_format_and_no_access_log(repo_dir: Path) -> None:
     assert "modelport.access" not in log
     assert "uvicorn.access" not in log
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO modelport.server: serving ", log, re.M)
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter, TextFormatter])
+def test_direct_write_matches_a_logging_record(captured: Captured, formatter: type[logging.Formatter]) -> None:
+    """The access log skips LogRecords for modelport's own handler set-up; the line must not change."""
+    logger, stream, handler = captured
+    handler.setFormatter(formatter())
+    access = AccessLog(logger)
+    records = [_record(), _record(status=400, error="model 'diabetes': bad"), _record(model=None, version=None)]
+    for r in records:
+        access.observe(r)  # direct: one StreamHandler with our formatter, no filters
+    direct = stream.getvalue().splitlines()
+    stream.seek(0)
+    stream.truncate()
+    logger.addFilter(lambda r: True)  # any filter sends the access log through logging itself
+    try:
+        for r in records:
+            access.observe(r)
+    finally:
+        logger.filters.clear()
+    via_logging = stream.getvalue().splitlines()
+    assert len(direct) == len(via_logging) == 3
+
+    def without_time(line: str) -> object:
+        if formatter is JsonFormatter:
+            data = json.loads(line)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", data.pop("time"))
+            return data
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", line)
+        return line.split(" ", 2)[2]
+
+    assert [without_time(x) for x in direct] == [without_time(x) for x in via_logging]

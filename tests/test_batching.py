@@ -167,3 +167,44 @@ async def test_http_concurrency_each_caller_checked() -> None:
         else:
             assert r.status_code == 200
             assert r.json()["outputs"][0]["data"] == [2 * i, 2 * i + 1]
+
+
+async def test_sequential_traffic_skips_the_queue_and_a_burst_brings_batching_back() -> None:
+    from modelport.batching import PROBE_EVERY, SOLO_AFTER
+
+    predictor = Doubler()
+    model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
+    plane = DataPlane(_Repo(model))
+    for i in range(SOLO_AFTER + 5):  # one client, one request at a time: nothing to coalesce
+        out = await plane.infer(model, {"x": np.full((1, 2), float(i))})
+        assert out["y"].tolist() == [[2.0 * i, 2.0 * i]]
+    batcher = plane._state(model).batcher
+    assert batcher is not None
+    assert batcher.bypassing
+    assert batcher.direct_runs == 5
+    # Many clients at once: within PROBE_EVERY requests a probe queues, the burst coalesces, batching resumes.
+    for _ in range(PROBE_EVERY // 50 + 2):
+        results = await asyncio.gather(*(plane.infer(model, {"x": np.full((1, 2), float(i))}) for i in range(50)))
+        assert [r["y"].tolist() for r in results] == [[[2.0 * i, 2.0 * i]] for i in range(50)]
+    assert not batcher.bypassing
+    assert max(predictor.sizes) > 1
+    info = plane.batching_info(model)
+    assert info["rows"] == SOLO_AFTER + 5 + 50 * (PROBE_EVERY // 50 + 2)
+
+
+async def test_requests_arriving_during_a_direct_run_in_a_thread_queue_and_coalesce() -> None:
+    """A slow model bypassing the queue still runs one call at a time; the callers behind it batch."""
+    from modelport.batching import SOLO_AFTER
+
+    predictor = Doubler(delay=0.02)
+    model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
+    plane = DataPlane(_Repo(model))
+    for _ in range(SOLO_AFTER + 2):
+        await plane.infer(model, {"x": np.ones((1, 2))})
+    batcher = plane._state(model).batcher
+    assert batcher is not None and batcher.bypassing
+    calls = len(predictor.sizes)
+    results = await asyncio.gather(*(plane.infer(model, {"x": np.full((1, 2), float(i))}) for i in range(20)))
+    assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(20)]
+    assert predictor.sizes[calls:] == [1, 19]  # the first ran directly; the rest waited and left together
+    assert any(name != "MainThread" for name in predictor.threads)

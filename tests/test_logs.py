@@ -244,3 +244,20 @@ def test_direct_write_matches_a_logging_record(captured: Captured, formatter: ty
         return line.split(" ", 2)[2]
 
     assert [without_time(x) for x in direct] == [without_time(x) for x in via_logging]
+
+
+def test_generated_request_ids_are_unique_and_a_forked_worker_draws_its_own_prefix() -> None:
+    from modelport.observe import new_request_id
+
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(re.fullmatch(rb"[0-9a-f]{32}", i) for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports one id and leaves at once
+        os.write(write, new_request_id())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64)
+    os.close(read)
+    os.close(write)
+    assert child[:16] != next(iter(ids))[:16]

@@ -11,6 +11,12 @@ task cancelled) just never reads its rows; the batch still runs for the others.
 At most ``max_concurrent`` batches run at once per model version. While they run
 (a slow model runs in a thread), new requests queue and leave together as the next
 batch as soon as one finishes, so batches grow exactly as much as the load needs.
+
+Traffic that never coalesces (one client sending one request at a time) would pay
+the queue's extra loop ticks for nothing. After ``SOLO_AFTER`` batches in a row that
+held one request each, requests go straight to the model; every ``PROBE_EVERY``-th
+request probes: it and whatever arrives before its flush go through the queue
+again, and if that batch coalesces, batching resumes.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from modelport.signature import Batch
 __all__ = ["Batcher"]
 
 RunFn = Callable[[Batch], Awaitable[Batch]]
+
+SOLO_AFTER = 8
+PROBE_EVERY = 256
 
 
 @dataclass
@@ -61,12 +70,27 @@ class Batcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._groups: dict[tuple[tuple[str, tuple[int, ...], str], ...], _Group] = {}
         self._scheduled = False
+        self._solo = 0  # batches in a row that held a single request
+        self._direct = 0  # requests sent straight to the model since the last probe
+        self._probing = False
         self.batches_run = 0
         self.rows_run = 0
+        self.direct_runs = 0
+
+    @property
+    def bypassing(self) -> bool:
+        """True while traffic does not coalesce and requests skip the queue."""
+        return self._solo >= SOLO_AFTER
 
     async def submit(self, batch: Batch, rows: int, outputs: Sequence[str] | None = None) -> Batch:
         if rows >= self.max_batch_size:
             return self._select(await self.run(batch), outputs)
+        if self._solo >= SOLO_AFTER and not self._probing and not self._groups and not self._running:
+            self._direct += 1
+            if self._direct < PROBE_EVERY:
+                return self._select(await self._run_direct(batch, rows), outputs)
+            self._direct = 0
+            self._probing = True  # this request and the others before its flush are queued
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Batch] = loop.create_future()
         key = _key(batch)
@@ -81,6 +105,20 @@ class Batcher:
         else:
             self._schedule(loop)
         return await future
+
+    async def _run_direct(self, batch: Batch, rows: int) -> Batch:
+        # Counted as running, so requests arriving meanwhile (a model in a thread) queue and coalesce.
+        self._running += 1
+        try:
+            result = await self.run(batch)
+        finally:
+            self._running -= 1
+            if self._groups:
+                self._schedule(asyncio.get_running_loop())
+        self.direct_runs += 1
+        self.batches_run += 1
+        self.rows_run += rows
+        return result
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._scheduled:
@@ -120,6 +158,8 @@ class Batcher:
 
     async def _execute(self, group: _Group) -> None:
         items = group.items
+        self._solo = self._solo + 1 if len(items) == 1 else 0
+        self._probing = False
         if len(items) == 1:
             merged = items[0].batch
         else:

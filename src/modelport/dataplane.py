@@ -204,6 +204,9 @@ class DataPlane:
             "max_latency_ms": b.max_latency * 1000,
             "batches": b.batches_run,
             "rows": b.rows_run,
+            # requests that skipped the queue because traffic was not coalescing (batching.py)
+            "direct": b.direct_runs,
+            "bypassing": b.bypassing,
         }
 
     def server_metadata(self) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import hmac
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from modelport.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from modelport.observe import Observer, RequestRecord
+from modelport.observe import Observer, RequestRecord, new_request_id
 from modelport.repository import Repository
 from modelport.server import ui, v1, v2
 from modelport.server.http import Request, Response, dumps, error_response, json_response
@@ -200,7 +199,7 @@ class ModelportApp:
             response = json_response({"error": error}, 500)
         request_id = headers.get(b"x-request-id")
         if request_id is None and self._observers:
-            request_id = uuid.uuid4().hex.encode()
+            request_id = new_request_id()
         await self._send(send, response, cors, request_id)
         if self._observers:
             self._notify(request, method, path, response.status, started, request_id, error)

@@ -80,3 +80,27 @@ def test_batch_checks() -> None:
         PLAN.check({**good, "n": np.array([1])})
     with pytest.raises(InvalidInput, match="no rows"):
         PLAN.check({k: v[:0] for k, v in good.items()})
+
+
+def test_arrays_that_already_fit_pass_through_and_anything_else_takes_the_general_path() -> None:
+    sig = Signature(
+        (TensorSpec("x", "FP64", (-1, 3)), TensorSpec("t", "BYTES", (-1,))), (TensorSpec("y", "FP64", (-1,)),)
+    )
+    plan = InputPlan("m", sig)
+    x = np.ones((2, 3))
+    t = np.array(["a", "b"], dtype=object)
+    out = plan.coerce_batch({"x": x, "t": t})
+    assert out["x"] is x and out["t"] is t  # no copy, no conversion
+    # bytes, base64 and float32 need converting: same answers as the general path gives
+    mixed = plan.coerce_batch({"x": np.ones((2, 3), np.float32), "t": np.array([b"a", {"b64": "Yg=="}], dtype=object)})
+    assert mixed["x"].dtype == np.float64 and mixed["t"].tolist() == ["a", "b"]
+    with pytest.raises(InvalidInput, match=r"inputs have different numbers of rows \('x': 2, 't': 1\)"):
+        plan.coerce_batch({"x": x, "t": np.array(["a"], dtype=object)})
+    with pytest.raises(InvalidInput, match="missing input 't'"):
+        plan.coerce_batch({"x": x})
+    with pytest.raises(InvalidInput, match=r"input 'x' has shape \[2, 4\], expected \[-1, 3\]"):
+        plan.coerce_batch({"x": np.ones((2, 4)), "t": t})
+    with pytest.raises(InvalidInput, match="the request has no rows"):
+        plan.coerce_batch({"x": np.ones((0, 3)), "t": np.array([], dtype=object)})
+    with pytest.raises(InvalidInput, match="unknown input 'z'"):
+        plan.coerce_batch({"x": x, "t": t, "z": x})

@@ -120,10 +120,12 @@ except ImportError:  # httptools missing: the pure-Python parser
 
 
 class NoDelayProtocol(_BaseProtocol):
-    """uvicorn's HTTP protocol with TCP_NODELAY set on the accepted socket.
+    """uvicorn's HTTP protocol with TCP_NODELAY set on the accepted socket, headers and body written together.
 
-    uvicorn's asyncio transports do not always set it (several workers on the plain
-    loop lose it); without it each keep-alive response can wait ~40 ms on Nagle.
+    uvicorn's asyncio transports do not always set TCP_NODELAY (several workers on the
+    plain loop lose it); without it each keep-alive response can wait ~40 ms on Nagle.
+    With it, uvicorn's separate header and body writes become two segments, so the
+    transport is wrapped to send them as one (server/transport.py).
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -131,6 +133,10 @@ class NoDelayProtocol(_BaseProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
+        if transport.get_extra_info("sslcontext") is None:  # TLS records are framed by the SSL layer anyway
+            from modelport.server.transport import CoalescingTransport
+
+            self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
 
 
 def serve(config: ServeConfig) -> None:

@@ -135,15 +135,16 @@ def test_batcher_rejects_pointless_size() -> None:
         Batcher(run, 1)
 
 
-async def test_auto_batching_turns_on_for_expensive_models() -> None:
-    cheap, dear = Doubler(), Doubler(delay=0.001)
-    m_cheap, m_dear = _model(cheap), _model(dear)
-    plane = DataPlane(_Repo(m_cheap), BatchingPolicy(auto=True))
-    for _ in range(25):
-        await plane.infer(m_cheap, {"x": np.ones((1, 2))})
-        await plane.infer(m_dear, {"x": np.ones((1, 2))})
-    assert plane.batching_info(m_cheap) == {"enabled": False}
-    assert plane.batching_info(m_dear)["enabled"] is True
+async def test_auto_batching_gives_every_model_a_batcher_and_off_gives_none() -> None:
+    cheap = _model(Doubler())
+    plane = DataPlane(_Repo(cheap), BatchingPolicy(auto=True))
+    results = await asyncio.gather(*(plane.infer(cheap, {"x": np.full((1, 2), float(i))}) for i in range(10)))
+    assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(10)]
+    assert plane.batching_info(cheap)["enabled"] is True
+    assert results[0]["n"].tolist() == [10]  # the ten concurrent requests shared one call
+    off = DataPlane(_Repo(cheap), BatchingPolicy(default=BatchingConfig(max_batch_size=0), auto=False))
+    await off.infer(cheap, {"x": np.ones((1, 2))})
+    assert off.batching_info(cheap) == {"enabled": False}
 
 
 async def test_http_concurrency_each_caller_checked() -> None:

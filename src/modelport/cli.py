@@ -120,7 +120,8 @@ def _parse_size(value: str) -> int:
     default="auto",
     show_default=True,
     envvar="MODELPORT_BATCHING",
-    help="auto: batch models whose predict is expensive; on/off for all. A model's [batching] table wins.",
+    help="auto: every model batches concurrent requests (sequential ones skip the queue); on: the same with "
+    "--max-batch-size/--max-latency-ms; off: never. A model's [batching] table wins.",
 )
 @click.option(
     "--max-batch-size",

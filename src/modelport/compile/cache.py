@@ -16,7 +16,7 @@ again with the same verdict; it is not re-run. On a hit the native model is not 
 loads on first need (a batch the kernel hands back with ``Fallback``, an output the kernel
 does not serve, a batch above ``native_above`` rows, or an attribute only the native
 predictor has), under a lock, and serves from then on. An entry is stored only if unpickling
-it needs nothing but numpy, scipy.special, the standard library and modelport itself
+it needs nothing but numpy, the standard library and modelport itself
 (a restricted unpickler resolves only those names), so a hit never imports the framework.
 
 ``MODELPORT_COMPILE_CACHE=off`` turns the cache off. Entries are pickles read with the trust
@@ -51,7 +51,7 @@ _OFF = {"0", "off", "false", "no", "none"}
 # Modules an entry may name. Anything else (sklearn, lightgbm, pandas, ...) means the kernel
 # still holds a framework object, and a hit would import that framework: such entries are not
 # stored, and a stored one that names another module is not loaded.
-_ALLOWED = ("numpy", "scipy.special", "modelport", "builtins", "copyreg", "_codecs", "collections", "functools")
+_ALLOWED = ("numpy", "modelport", "builtins", "copyreg", "_codecs", "collections", "functools")
 _CLOUDPICKLE = ("cloudpickle",)
 
 log = logging.getLogger("modelport.compile")

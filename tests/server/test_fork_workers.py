@@ -50,16 +50,17 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_cold_cache_starts_fresh_interpreters_then_a_warm_one_forks_workers_without_scikit_learn(
+def test_a_cold_cache_loads_once_more_from_the_cache_then_forks_workers_without_scikit_learn(
     repo: Path, tmp_path: Path
 ) -> None:
     env = {"MODELPORT_COMPILE_CACHE": str(tmp_path / "cache")}
     with run_server(repo, "--workers", "2", env=env) as server:
         assert httpx.post(server.url + INFER, json=BODY).status_code == 200
         log = server.log()
-        assert "workers start as fresh interpreters: the loaded models use " in log, log
-        assert "sklearn" in log.split("workers start as fresh interpreters:")[1].splitlines()[0]
-        assert "forking 2 workers" not in log
+        assert "workers start after one more load, from the compile cache: the loaded models use " in log, log
+        assert "sklearn" in log.split("from the compile cache: the loaded models use ")[1].splitlines()[0]
+        assert "forking 2 workers after the load" in log, log
+        assert len(_children(server.process.pid)) == 2  # the same parent pid: it re-executed itself
     assert list((tmp_path / "cache").glob("*.pkl")), "the first start filled the compile cache"
 
     with run_server(repo, "--workers", "2", env=env) as server:
@@ -109,3 +110,26 @@ def test_spawn_can_be_forced(repo: Path, tmp_path: Path) -> None:
         assert httpx.post(server.url + INFER, json=BODY).status_code == 200
         log = server.log()
     assert "forking" not in log and "fresh interpreters:" not in log
+
+
+@pytest.mark.slow
+def test_a_repository_that_cannot_fork_is_remembered_so_the_parent_loads_it_only_once(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = load_iris(return_X_y=True)
+    (tmp_path / "models" / "knn").mkdir(parents=True)
+    joblib.dump(KNeighborsClassifier().fit(X, y), tmp_path / "models" / "knn" / "model.joblib")  # no kernel
+    env = {"MODELPORT_COMPILE_CACHE": str(tmp_path / "cache")}
+    body = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+    with run_server(tmp_path / "models", "--workers", "2", env=env) as server:
+        answer = httpx.post(server.url + "/v2/models/knn/infer", json=body)
+        log = server.log()
+    assert answer.status_code == 200
+    assert "workers start as fresh interpreters: the loaded models use " in log and "forking" not in log
+    with run_server(tmp_path / "models", "--workers", "2", env=env) as server:
+        assert httpx.post(server.url + "/v2/models/knn/infer", json=body).json() == answer.json()
+        log = server.log()
+    first = log.splitlines()[0]
+    assert "(remembered from an earlier start)" in first, log  # before anything was loaded: the parent loads nothing

@@ -55,6 +55,7 @@ _ALLOWED = ("numpy", "modelport", "builtins", "copyreg", "_codecs", "collections
 _CLOUDPICKLE = ("cloudpickle",)
 
 log = logging.getLogger("modelport.compile")
+stored = 0  # entries this process wrote (serve uses it to tell whether a second load would differ)
 
 
 def cache_dir() -> Path | None:
@@ -252,6 +253,8 @@ def write_entry(key: str, compiled: Any, native: Any, where: str) -> Path | None
     except OSError as exc:
         log.debug("%s: compiled kernel not cached in %s: %s", where, directory, exc)
         return None
+    global stored
+    stored += 1
     return path
 
 

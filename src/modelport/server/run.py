@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import importlib
 import json
 import logging
@@ -37,6 +38,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 from modelport.config import BatchingConfig
@@ -47,7 +49,8 @@ from modelport.server.app import DEFAULT_MAX_BODY, ModelportApp, ServerOptions
 __all__ = ["ServeConfig", "app_from_env", "build_app", "serve"]
 
 ENV = "MODELPORT_SERVE_CONFIG"
-START_ENV = "MODELPORT_WORKER_START"  # "spawn": fresh interpreters; otherwise fork after load when safe
+# "spawn": fresh interpreters; "fork" (default): fork after the load when safe; "retry": set on re-exec
+START_ENV = "MODELPORT_WORKER_START"
 # Imported after a load, these mean runtime state a forked child cannot inherit safely.
 FORK_UNSAFE = ("sklearn", "onnxruntime", "xgboost", "lightgbm", "torch", "tensorflow", "pyspark", "py4j", "grpc")
 log = logging.getLogger("modelport.server")
@@ -188,15 +191,28 @@ def serve(config: ServeConfig) -> None:
         os.environ[ENV] = json.dumps(asdict(config))
         metrics_dir = _multiprocess_metrics_dir(config)
         try:
-            if os.environ.get(START_ENV, "fork") != "spawn":
+            start = os.environ.get(START_ENV, "fork")
+            remembered = _remembered_unsafe(config) if start == "fork" else None
+            if remembered is not None:
+                log.info("workers start as fresh interpreters: %s (remembered from an earlier start)", remembered)
+            elif start != "spawn":
+                from modelport.compile import cache
+
                 repository = Repository(config.root, compile=config.compile).load()
                 unsafe = fork_unsafe()
                 if unsafe is None:
                     _report(repository, config)
                     ForkedWorkers(config, common, repository).run()
                     return
-                log.info("workers start as fresh interpreters: %s", unsafe)
-                _reexec_spawn(metrics_dir)  # returns only if it could not
+                if cache.stored and start == "fork":
+                    # This load compiled and cached kernels: the next one may need no framework.
+                    log.info("workers start after one more load, from the compile cache: %s", unsafe)
+                    start = "retry"
+                else:
+                    log.info("workers start as fresh interpreters: %s", unsafe)
+                    _remember_unsafe(config, unsafe)
+                    start = "spawn"
+                _reexec(metrics_dir, start)  # returns only if it could not
                 metrics_dir = _multiprocess_metrics_dir(config)
             uvicorn.run("modelport.server.run:app_from_env", factory=True, workers=config.workers, **common)
         finally:
@@ -232,12 +248,53 @@ def _flush_logs() -> None:
         getattr(handler, "flush_now", handler.flush)()
 
 
-def _reexec_spawn(metrics_dir: str | None) -> None:
-    """Start this command again in fresh-interpreter mode (same pid), without the memory the load took."""
+def _repository_stamp(config: ServeConfig) -> Path | None:
+    """Where the fork verdict for this repository, as it is now, would be remembered (local roots only)."""
+    from modelport.compile.cache import cache_dir
+
+    directory = cache_dir()
+    root = Path(config.root)
+    if directory is None or "://" in config.root or not root.exists():
+        return None
+    h = hashlib.sha256(str(root.resolve()).encode())
+    h.update(str(config.compile).encode())
+    try:
+        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if path.is_file():
+                st = path.stat()
+                name = path.relative_to(root) if path != root else path.name
+                h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    except OSError:
+        return None
+    return directory / "fork-unsafe" / h.hexdigest()
+
+
+def _remembered_unsafe(config: ServeConfig) -> str | None:
+    """The reason an earlier start of this very repository could not fork, so this one need not load twice."""
+    stamp = _repository_stamp(config)
+    try:
+        return stamp.read_text() if stamp is not None else None
+    except OSError:
+        return None
+
+
+def _remember_unsafe(config: ServeConfig, reason: str) -> None:
+    stamp = _repository_stamp(config)
+    if stamp is None:
+        return
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(reason)
+    except OSError:
+        pass
+
+
+def _reexec(metrics_dir: str | None, start: str) -> None:
+    """Start this command again (same pid) with ``MODELPORT_WORKER_START=start``, without the memory the load took."""
     if metrics_dir is not None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the new image makes its own
-    os.environ[START_ENV] = "spawn"
+    os.environ[START_ENV] = start
     _flush_logs()
     argv = list(getattr(sys, "orig_argv", []) or [sys.executable, *sys.argv])
     try:

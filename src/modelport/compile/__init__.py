@@ -19,7 +19,9 @@ or ``--no-compile``.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,24 +40,28 @@ __all__ = ["COMPILED", "CompiledPredictor", "compile_predictor", "load_compiled"
 log = logging.getLogger("modelport.compile")
 
 COMPILED = "numpy (compiled)"
-_loaded = False
+_loaded: set[str] = set()
+# A kernel table is registered once the module its estimators come from is imported: an
+# unpickled model has imported the modules of its classes, so a logistic-regression pipeline
+# never pays for importing sklearn.ensemble or LightGBM (~0.1 s and ~15 MB) just to fill a table.
+_NEEDS = {
+    "linear": ("sklearn.linear_model", "sklearn.svm"),
+    "pipeline": ("sklearn",),
+    "trees": ("sklearn.tree", "sklearn.ensemble"),
+    "boosters": ("lightgbm",),
+}
 
 
 def _builtins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    from modelport.compile import boosters, linear, pipeline, trees
-
-    for table, found in (
-        (HEADS, linear.builtin_heads()),
-        (HEADS, trees.builtin_heads()),
-        (HEADS, boosters.builtin_heads()),
-        (STEPS, pipeline.builtin_steps()),
-    ):
+    for group, needed in _NEEDS.items():
+        if group in _loaded or not any(m in sys.modules for m in needed):
+            continue
+        module = importlib.import_module(f"modelport.compile.{group}")
+        table = STEPS if group == "pipeline" else HEADS
+        found = module.builtin_steps() if group == "pipeline" else module.builtin_heads()
         for cls, builder in found.items():
             table.setdefault(cls, builder)
-    _loaded = True
+        _loaded.add(group)
 
 
 class CompiledPredictor:

@@ -191,7 +191,7 @@ def serve(config: ServeConfig) -> None:
         os.environ[ENV] = json.dumps(asdict(config))
         metrics_dir = _multiprocess_metrics_dir(config)
         try:
-            start = os.environ.get(START_ENV, "fork")
+            start = os.environ.get(START_ENV, "fork") if hasattr(os, "fork") else "spawn"
             remembered = _remembered_unsafe(config) if start == "fork" else None
             if remembered is not None:
                 log.info("workers start as fresh interpreters: %s (remembered from an earlier start)", remembered)
@@ -240,6 +240,16 @@ def fork_unsafe() -> str | None:
     if others:
         return f"threads are running after the load ({', '.join(sorted(others))})"
     return None
+
+
+def _trim_heap() -> None:
+    """Give the heap the load freed back to the system (glibc only), so no worker inherits it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _flush_logs() -> None:
@@ -329,6 +339,7 @@ class ForkedWorkers:
         for module in needed:
             importlib.import_module(module)
         gc.collect()
+        _trim_heap()
         gc.freeze()  # what the parent loaded is never collected: workers will not touch (and copy) its pages
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         log.info("Started parent process [%d]; forking %d workers after the load", os.getpid(), self.config.workers)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         one_run(args.src, model, 1, warm, work)
     configs = [(w, c) for w in workers for c in states]
     runs: dict[str, list[dict[str, Any]]] = {f"{w} workers, {c} cache": [] for w, c in configs}
-    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} at start", file=sys.stderr)
+    print(f"machine: {machine()}", file=sys.stderr)
     for r in range(args.runs):
         for w, c in configs[r % len(configs) :] + configs[: r % len(configs)]:
             cache = warm if c == "warm" else Path(tempfile.mkdtemp(prefix="cache-", dir=work))

@@ -223,14 +223,28 @@ def serve(config: ServeConfig) -> None:
             from modelport.metrics import prepare_multiprocess
 
             prepare_multiprocess(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-        app = build_app(config)
+        from modelport.compile import cache
+
+        repository = Repository(config.root, compile=config.compile).load()
+        loaded = frameworks_loaded()
+        if cache.stored and loaded and os.environ.get(START_ENV) != "retry" and hasattr(os, "execv"):
+            # The frameworks were imported only to compile and check kernels that now sit in the
+            # cache: start again without them (seconds once, ~150 MB for the life of the process).
+            log.info("restarting once to serve from the compile cache without %s", ", ".join(loaded))
+            _reexec(None, "retry")  # returns only if it could not
+        app = build_app(config, repository)
         _report(app.repository, config)
         uvicorn.run(app, **common)
 
 
+def frameworks_loaded() -> list[str]:
+    """The model frameworks this process has imported (see FORK_UNSAFE)."""
+    return sorted(m for m in FORK_UNSAFE if m in sys.modules)
+
+
 def fork_unsafe() -> str | None:
     """Why this process must not fork workers now, or None when it may."""
-    loaded = sorted(m for m in FORK_UNSAFE if m in sys.modules)
+    loaded = frameworks_loaded()
     if loaded:
         return (
             f"the loaded models use {', '.join(loaded)}, whose threads or runtime state a forked worker cannot inherit"

@@ -9,7 +9,7 @@ the signature and the check's verdict are written to
 - the artifact's bytes (SHA-256 of the file, or of every file in a model directory),
 - the flavor and the modelport.toml settings that change what the flavor loads,
 - the source of ``modelport.compile``, ``modelport.flavors`` and ``modelport.signature``,
-- the versions of Python, numpy, scipy, scikit-learn and LightGBM.
+- the versions of Python, numpy, scipy, scikit-learn and LightGBM, and the CPU's instruction set.
 
 The agreement check is deterministic in all of these, so a hit means the check would pass
 again with the same verdict; it is not re-run. On a hit the native model is not loaded: it
@@ -86,6 +86,24 @@ def _version(dist: str) -> str:
     return "-"
 
 
+def _cpu() -> str:
+    """The machine and its instruction-set flags: BLAS and numpy pick kernels by them, and the last
+    bits of a float result may differ between them, so a cache shared across machines must not
+    carry one CPU's verdict to another."""
+    import platform
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.machine()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+
+
 _code_digest: str | None = None
 
 
@@ -121,7 +139,7 @@ def entry_key(flavor: str, artifact: Path, config: ModelConfig) -> str | None:
     h = hashlib.sha256()
     settings = {"flavor": flavor, "outputs": config.outputs, "extra": config.extra, "format": FORMAT}
     h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
-    versions = [sys.version, _code()] + [_version(d) for d in ("numpy", "scipy", "scikit-learn", "lightgbm")]
+    versions = [sys.version, _code(), _cpu()] + [_version(d) for d in ("numpy", "scipy", "scikit-learn", "lightgbm")]
     h.update("\n".join(versions).encode())
     try:
         _hash_artifact(artifact, h)

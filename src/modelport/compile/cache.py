@@ -41,7 +41,7 @@ from typing import Any
 from modelport.config import ModelConfig
 from modelport.signature import Signature
 
-__all__ = ["ENV", "FORMAT", "LazyNative", "cache_dir", "entry_key", "read_entry", "write_entry"]
+__all__ = ["ENV", "FORMAT", "LazyNative", "cache_dir", "entry_key", "environment", "read_entry", "write_entry"]
 
 ENV = "MODELPORT_COMPILE_CACHE"
 FORMAT = 1
@@ -132,6 +132,12 @@ def _hash_artifact(artifact: Path, h: Any) -> None:
         h.update(b"\0")
 
 
+def environment() -> str:
+    """What besides the artifact decides a verdict: Python, modelport's code, the CPU, library versions."""
+    versions = [sys.version, _code(), _cpu()] + [_version(d) for d in ("numpy", "scipy", "scikit-learn", "lightgbm")]
+    return "\n".join(versions)
+
+
 def entry_key(flavor: str, artifact: Path, config: ModelConfig) -> str | None:
     """The cache key for this artifact as this flavor loads it, or None when it cannot be cached."""
     if flavor not in FLAVORS:
@@ -139,8 +145,7 @@ def entry_key(flavor: str, artifact: Path, config: ModelConfig) -> str | None:
     h = hashlib.sha256()
     settings = {"flavor": flavor, "outputs": config.outputs, "extra": config.extra, "format": FORMAT}
     h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
-    versions = [sys.version, _code(), _cpu()] + [_version(d) for d in ("numpy", "scipy", "scikit-learn", "lightgbm")]
-    h.update("\n".join(versions).encode())
+    h.update(environment().encode())
     try:
         _hash_artifact(artifact, h)
     except OSError:

@@ -17,7 +17,9 @@ cannot inherit: OpenMP pools (scikit-learn, XGBoost, LightGBM), onnxruntime's se
 a JVM. So after loading, if any of those frameworks is imported (or a thread other than the
 log flusher runs), the parent re-executes itself in fresh-interpreter mode instead. With
 the compile cache (:mod:`modelport.compile.cache`) a compiled scikit-learn or LightGBM
-model loads without its framework, so the second start of such a model forks.
+model loads without its framework: a load that filled the cache re-executes once more and
+then forks; a repository that still cannot fork is remembered (in the cache directory), so
+later starts skip the parent's load.
 ``MODELPORT_WORKER_START=spawn`` forces fresh interpreters.
 """
 
@@ -274,7 +276,7 @@ def _flush_logs() -> None:
 
 def _repository_stamp(config: ServeConfig) -> Path | None:
     """Where the fork verdict for this repository, as it is now, would be remembered (local roots only)."""
-    from modelport.compile.cache import cache_dir
+    from modelport.compile.cache import cache_dir, environment
 
     directory = cache_dir()
     root = Path(config.root)
@@ -282,6 +284,7 @@ def _repository_stamp(config: ServeConfig) -> Path | None:
         return None
     h = hashlib.sha256(str(root.resolve()).encode())
     h.update(str(config.compile).encode())
+    h.update(environment().encode())  # a new modelport or library version may compile what this one could not
     try:
         for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
             if path.is_file():

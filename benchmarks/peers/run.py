@@ -430,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server, _ in servers.values():
             server.stop()
+        shutil.rmtree(compile_cache, ignore_errors=True)
     med = {n: {k: median(v) if k != "errors" else sum(v) for k, v in d.items()} for n, d in runs.items()}
     print(render(med, entries, skipped, args))
     if args.json:

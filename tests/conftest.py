@@ -16,6 +16,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One fresh compile cache per test session (never the user's ~/.cache), inherited by servers started in tests."""
+    path = str(tmp_path_factory.mktemp("compile-cache"))
+    before = os.environ.get("MODELPORT_COMPILE_CACHE")
+    os.environ["MODELPORT_COMPILE_CACHE"] = path
+    yield path
+    if before is None:
+        os.environ.pop("MODELPORT_COMPILE_CACHE", None)
+    else:
+        os.environ["MODELPORT_COMPILE_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """A real local[2] SparkSession, shared by every test that needs Spark."""

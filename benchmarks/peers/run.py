@@ -9,7 +9,9 @@ LogisticRegression pipeline with 2 workers where it has the knob, answers predic
 and is checked to give modelport's probabilities before it is timed. Then, in rounds
 that rotate the order, wrk (or hey) measures: single-row p50/p99 at c=1, req/s and p99
 at c=32 and c=64, and a 1,000-row request at c=1. Cold start (spawn to first answered
-prediction) and RSS of the server's process tree after the load are recorded too.
+prediction) and RSS and PSS of the server's process tree after the load are recorded too.
+``--peers ''`` runs modelport alone; ``--compile-cache cold`` times modelport's first start
+of the artifact on the machine (default: warm, as on every later start).
 A peer that fails to install or start is reported and skipped, never faked.
 """
 
@@ -36,6 +38,7 @@ from common import (  # noqa: E402
     DRIVERS,
     ROOT,
     Server,
+    _tree,
     breast_cancer_model,
     free_port,
     machine,
@@ -80,7 +83,7 @@ def _bin(python: Path, tool: str) -> str:
 # --------------------------------------------------------------------------- peers
 
 
-def launch_modelport(protocol: str, src: Path) -> Callable[[Peer, Path, Path, int, int], Launch]:
+def launch_modelport(protocol: str, src: Path, compile_cache: Path) -> Callable[[Peer, Path, Path, int, int], Launch]:
     def launch(peer: Peer, python: Path, model: Path, port: int, workers: int) -> Launch:
         repo = Path(tempfile.mkdtemp(prefix="modelport-peers-")) / "models"
         (repo / "breast_cancer").mkdir(parents=True)
@@ -88,6 +91,7 @@ def launch_modelport(protocol: str, src: Path) -> Callable[[Peer, Path, Path, in
         argv = [str(python), "-m", "modelport.cli", "serve", str(repo), "--host", LOOPBACK, "--port", str(port)]
         argv += ["--workers", str(workers)]
         env = {"PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+        env["MODELPORT_COMPILE_CACHE"] = str(compile_cache)
         base = f"http://{LOOPBACK}:{port}"
         if protocol == "v2":
             return Launch(
@@ -265,6 +269,23 @@ def agrees(answer: bytes, expected: list[float]) -> bool:
     return False
 
 
+def pss_mb(server: Server) -> float:
+    """Proportional set size of the server's process tree (MB): shared pages divided among their sharers,
+    so forked workers sharing their parent's pages are not counted once per process as RSS counts them."""
+    if server.proc is None:
+        return 0.0
+    total = 0
+    for pid in _tree(server.proc.pid):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return total / 1024.0
+
+
 def reference_proba(model: Path, rows: list[list[float]]) -> list[float]:
     import joblib
 
@@ -283,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reinstall", action="store_true", help="rebuild the peers' venvs")
     parser.add_argument("--install-only", action="store_true", help="build the venvs and stop")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--compile-cache",
+        choices=["warm", "cold"],
+        default="warm",
+        help="modelport's compile cache at its timed start: warm (filled by an untimed start, as on every "
+        "restart) or cold (empty, the first start of the artifact on the machine)",
+    )
     args = parser.parse_args(argv)
     wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = [p for p in wanted if p not in PEERS]
@@ -316,9 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         "modelport v2": {"python": runner, "versions": {"modelport": version("modelport")}, "note": "V2 infer"},
         "modelport v1": {"python": runner, "versions": {"modelport": version("modelport")}, "note": "V1 :predict"},
     }
+    compile_cache = Path(tempfile.mkdtemp(prefix="modelport-compile-cache-"))
     launchers: dict[str, Callable[[Peer, Path, Path, int, int], Launch]] = {
-        "modelport v2": launch_modelport("v2", args.src),
-        "modelport v1": launch_modelport("v1", args.src),
+        "modelport v2": launch_modelport("v2", args.src, compile_cache),
+        "modelport v1": launch_modelport("v1", args.src, compile_cache / "v1"),
     }
     for name, (python, versions, note) in ready.items():
         entries[name] = {
@@ -332,6 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = args.cache / "logs"
     servers: dict[str, tuple[Server, Launch]] = {}
     print(f"machine: {machine()}", file=sys.stderr)
+    if args.compile_cache == "warm":
+        for name in ("modelport v2", "modelport v1"):
+            port = free_port()
+            launch = launchers[name](Peer(name, [], launchers[name], []), runner, model, port, 1)
+            warmup = Server(f"{name} warm-up", launch.argv, launch.url, port, launch.env, None, launch.body(one))
+            try:
+                warmup.start(timeout=180, log_dir=log_dir)
+            finally:
+                warmup.stop()
     try:
         for name, entry in entries.items():  # one at a time, so cold starts do not compete
             peer = PEERS.get(name, Peer(name, [], launchers[name], []))
@@ -388,9 +426,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
         for name, (server, _) in servers.items():
             entries[name]["rss_mb"] = server.rss_mb()
+            entries[name]["pss_mb"] = pss_mb(server)
     finally:
         for server, _ in servers.values():
             server.stop()
+        shutil.rmtree(compile_cache, ignore_errors=True)
     med = {n: {k: median(v) if k != "errors" else sum(v) for k, v in d.items()} for n, d in runs.items()}
     print(render(med, entries, skipped, args))
     if args.json:
@@ -417,11 +457,12 @@ def render(
 ) -> str:
     lines = [
         f"breast_cancer pipeline, {args.workers} workers each, {args.driver} {tool_version(args.driver)}, "
-        f"{args.rounds} rotating rounds of {args.seconds:g} s per measurement (medians)",
+        f"{args.rounds} rotating rounds of {args.seconds:g} s per measurement (medians); "
+        f"modelport's compile cache {args.compile_cache} at its start",
         "",
         "| server | versions | c=1 p50 ms | c=1 p99 ms | c=32 req/s | c=32 p99 ms | c=64 req/s | c=64 p99 ms "
-        "| 1,000 rows p50 ms | cold start s | RSS MB | errors |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| 1,000 rows p50 ms | cold start s | RSS MB | PSS MB | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, m in med.items():
         e = entries[name]
@@ -431,17 +472,17 @@ def render(
         lines.append(
             f"| {name} | {versions} | {m['p50']:.2f} | {m['p99']:.2f} | {m['rps32']:,.0f} | {m['p99_32']:.1f} "
             f"| {m['rps64']:,.0f} | {m['p99_64']:.1f} | {m['rows1000_p50']:.1f} | {e['cold_start_s']:.1f} "
-            f"| {e['rss_mb']:,.0f} | {m['errors']:.0f} |"
+            f"| {e['rss_mb']:,.0f} | {e['pss_mb']:,.0f} | {m['errors']:.0f} |"
         )
     base = med.get("modelport v2")
     if base:
         lines += [
             "",
             "Ratios to modelport (V2): latency and cold start above 1 and req/s below 1 mean the peer is slower; "
-            "RSS above 1 means it uses more memory.",
+            "RSS or PSS above 1 means it uses more memory.",
             "",
-            "| server | c=1 p50 | c=1 p99 | c=32 req/s | c=64 req/s | 1,000 rows p50 | cold start | RSS |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| server | c=1 p50 | c=1 p99 | c=32 req/s | c=64 req/s | 1,000 rows p50 | cold start | RSS | PSS |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         eb = entries["modelport v2"]
         for name, m in med.items():
@@ -450,7 +491,7 @@ def render(
                 f"| {name} | {m['p50'] / base['p50']:.2f} | {m['p99'] / base['p99']:.2f} "
                 f"| {m['rps32'] / base['rps32']:.2f} | {m['rps64'] / base['rps64']:.2f} "
                 f"| {m['rows1000_p50'] / base['rows1000_p50']:.2f} | {e['cold_start_s'] / eb['cold_start_s']:.2f} "
-                f"| {e['rss_mb'] / eb['rss_mb']:.2f} |"
+                f"| {e['rss_mb'] / eb['rss_mb']:.2f} | {e['pss_mb'] / eb['pss_mb']:.2f} |"
             )
     if skipped:
         lines += ["", "Skipped (not measured):"]

@@ -97,11 +97,12 @@ def load_model(
         flavor, artifact = detect(local)
     if compile is not None:
         cfg = ModelConfig(**{**cfg.__dict__, "compile": compile})
-    predictor = load_predictor(flavor, artifact, cfg)
     if cfg.compile is not False:
-        from modelport.compile import compile_predictor
+        from modelport.compile import load_compiled
 
-        predictor = compile_predictor(predictor)
+        predictor = load_compiled(flavor, artifact, cfg, lambda: load_predictor(flavor, artifact, cfg))
+    else:
+        predictor = load_predictor(flavor, artifact, cfg)
     predictor = _override(predictor, cfg, cfg.path or str(local))
     model_name = name or cfg.name or _default_name(Path(uri.split("://", 1)[1]) if is_remote(uri) else local)
     log.debug("loaded %s as %s from %s", model_name, flavor, artifact)

@@ -19,39 +19,49 @@ or ``--no-compile``.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelport.compile.check import validation_sample, verify
 from modelport.compile.kernels import HEADS, STEPS, Fallback, NotCompilable, register_head, type_name
+from modelport.config import ModelConfig
 from modelport.model import Predictor
 from modelport.signature import Batch, batch_rows
 
-__all__ = ["COMPILED", "CompiledPredictor", "compile_predictor", "register_head"]
+__all__ = ["COMPILED", "CompiledPredictor", "compile_predictor", "load_compiled", "register_head"]
 
 log = logging.getLogger("modelport.compile")
 
 COMPILED = "numpy (compiled)"
-_loaded = False
+_loaded: set[str] = set()
+# A kernel table is registered once the module its estimators come from is imported: an
+# unpickled model has imported the modules of its classes, so a logistic-regression pipeline
+# never pays for importing sklearn.ensemble or LightGBM (~0.1 s and ~15 MB) just to fill a table.
+_NEEDS = {
+    "linear": ("sklearn.linear_model", "sklearn.svm"),
+    "pipeline": ("sklearn",),
+    "trees": ("sklearn.tree", "sklearn.ensemble"),
+    "boosters": ("lightgbm",),
+}
 
 
 def _builtins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    from modelport.compile import boosters, linear, pipeline, trees
-
-    for table, found in (
-        (HEADS, linear.builtin_heads()),
-        (HEADS, trees.builtin_heads()),
-        (HEADS, boosters.builtin_heads()),
-        (STEPS, pipeline.builtin_steps()),
-    ):
+    for group, needed in _NEEDS.items():
+        if group in _loaded or not any(m in sys.modules for m in needed):
+            continue
+        module = importlib.import_module(f"modelport.compile.{group}")
+        table = STEPS if group == "pipeline" else HEADS
+        found = module.builtin_steps() if group == "pipeline" else module.builtin_heads()
         for cls, builder in found.items():
             table.setdefault(cls, builder)
-    _loaded = True
+        _loaded.add(group)
 
 
 class CompiledPredictor:
@@ -72,6 +82,7 @@ class CompiledPredictor:
         self._compiled = tuple(compiled)
         self._native = tuple(n for n in inner.signature.output_names if n not in compiled)
         self._objects = {s.name for s in inner.signature.outputs if s.datatype == "BYTES"}
+        self.refused: dict[str, str] = {}  # output -> why the agreement check kept it native
 
     def __getattr__(self, name: str) -> Any:
         # estimator, columns, frame, source, close: whatever the flavor's predictor offers.
@@ -210,7 +221,9 @@ def _checked(predictor: Any, est: Any, kernel: Any, where: str, sample: Batch | 
     if native_above is not None:
         summary += f"; batches over {native_above} rows go to the native model, which is faster there"
     info = {**predictor.info, "runtime": runtime, "compiled": summary}
-    return CompiledPredictor(predictor, kernel, compiled, info, native_above)
+    out = CompiledPredictor(predictor, kernel, compiled, info, native_above)
+    out.refused = dict(verdict.refused)
+    return out
 
 
 def _keep(predictor: Any, where: str, reason: str, *, log_it: bool = True, native: str = "scikit-learn") -> Any:
@@ -225,3 +238,46 @@ def _describe(est: Any) -> str:
     if steps is None:
         return type_name(est)
     return "Pipeline(" + ", ".join(type_name(s) for _, s in steps) + ")"
+
+
+def load_compiled(flavor: str, artifact: Path, config: ModelConfig, load_native: Callable[[], Predictor]) -> Predictor:
+    """``compile_predictor(load_native())``, through the compile cache (:mod:`modelport.compile.cache`).
+
+    On a hit the kernel serves at once and ``load_native`` runs only when the native model is
+    first needed; on a miss the model loads, is compiled and checked, and a kernel that serves
+    is stored for the next start.
+    """
+    from modelport.compile import cache
+
+    key = cache.entry_key(flavor, artifact, config) if cache.cache_dir() is not None else None
+    entry = cache.read_entry(key) if key is not None else None
+    if entry is not None:
+        where = str(artifact)
+        lazy = cache.LazyNative(load_native, entry["signature"], entry["native_info"], frozenset(entry["names"]), where)
+        runtime = entry["info"].get("runtime", {})
+        for name, reason in entry["refused"].items():
+            log.info(
+                "%s: output '%s' stays on %s: the compiled kernel was refused: %s",
+                where,
+                name,
+                runtime.get(name, "the native model"),
+                reason,
+            )
+        compiled = entry["compiled"]
+        log.info(
+            "%s: %s serves %s: %s (agreement check of %s, from the compile cache %s)",
+            where,
+            COMPILED,
+            ", ".join(compiled),
+            entry["info"].get("compiled", ""),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["created"])),
+            entry["path"],
+        )
+        out = CompiledPredictor(lazy, entry["kernel"], compiled, dict(entry["info"]), entry["native_above"])
+        out.refused = dict(entry["refused"])
+        return out
+    native = load_native()
+    predictor = compile_predictor(native)
+    if key is not None and isinstance(predictor, CompiledPredictor):
+        cache.write_entry(key, predictor, native, str(artifact))
+    return predictor

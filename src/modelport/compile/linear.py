@@ -3,7 +3,10 @@
 Each kernel repeats scikit-learn's arithmetic in its order (``X @ coef_.T +
 intercept_``, then ``scipy.special.expit`` or the in-place softmax of
 ``sklearn.utils.extmath``), so on the same BLAS the answers are usually bit-identical;
-the agreement check holds them to 1e-9 either way.
+the agreement check holds them to 1e-9 either way. The logistic is numpy's
+``1 / (1 + exp(-x))``, the formula scipy's ``expit`` evaluates: importing scipy.special
+for it would cost a serving process ~0.3 s and ~10 MB (bit-identical to expit on 4M normal
+samples of scale 1 to 800, this machine).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import expit  # this module loads only when a model is compiled
 
 from modelport.compile.kernels import Head, NotCompilable, finite_or_fallback, type_name
 
@@ -51,9 +53,16 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _expit(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp(-x) overflows to inf for x < -709: 1 / inf is the 0 expit gives
+        out = np.exp(-x)
+    out += 1.0
+    return np.divide(1.0, out, out=out)
+
+
 def _ovr_proba(scores: np.ndarray) -> np.ndarray:
-    # LinearClassifierMixin._predict_proba_lr: scipy's expit, then one-vs-rest normalisation.
-    prob = expit(scores)
+    # LinearClassifierMixin._predict_proba_lr: the logistic, then one-vs-rest normalisation.
+    prob = _expit(scores)
     if prob.ndim == 1:
         both = np.empty((prob.shape[0], 2))  # np.stack([1 - prob, prob], axis=1), without its overhead
         np.subtract(1, prob, out=both[:, 0])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Server, breast_cancer_model, free_port, sample_rows, v2_body  # noqa: E402
+from common import ROOT, Server, breast_cancer_model, free_port, sample_rows, v2_body
 
 IDLE = ("select", "poll", "epoll", "_run_once", "run_forever")
 
@@ -58,7 +58,7 @@ def main() -> int:
     raw = work / "profile.txt"
     try:
         spy = subprocess.Popen(
-            [pyspy, "record", "--pid", str(server.proc.pid), "--rate", "1000", "--format", "raw"]
+            [pyspy, "record", "--pid", str(server.proc.pid), "--rate", "1000", "--format", "raw", "--gil"]
             + ["--duration", str(int(args.seconds)), "--output", str(raw), "--nonblocking"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -209,7 +209,7 @@ def test_a_real_prometheus_scrapes_the_request_counter(repo_dir: Path, tmp_path:
                         params={"query": 'sum(modelport_requests_total{model="diabetes",status="200"})'},
                         timeout=5,
                     ).json()
-                except httpx.HTTPError:
+                except (httpx.HTTPError, ValueError):  # Prometheus still starting: 503 or a non-JSON answer
                     return 0.0
                 results = answer.get("data", {}).get("result", [])
                 return float(results[0]["value"][1]) if results else 0.0

@@ -193,6 +193,7 @@ def serve(config: ServeConfig) -> None:
         "timeout_graceful_shutdown": config.grace_seconds,
         "lifespan": "on",
         "ws": "none",  # the app speaks HTTP only: no websockets library in every worker
+        "proxy_headers": False,  # nothing reads the client address or scheme: skip the middleware per request
         "log_config": None,  # keep modelport.logs' handlers (JSON or text)
     }
     if config.workers > 1:

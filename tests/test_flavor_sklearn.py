@@ -108,3 +108,33 @@ def test_unknown_artifact(tmp_path: Path) -> None:
     (tmp_path / "notes.bin").write_bytes(b"\0")
     with pytest.raises(ModelLoadError, match="no model artifact found.*expected an MLflow model directory"):
         modelport.load_model(tmp_path)
+
+
+class _CountingLR(LogisticRegression):
+    """A real LogisticRegression that records which prediction methods ran."""
+
+    calls: list[str] = []
+
+    def predict(self, X):  # type: ignore[no-untyped-def]
+        _CountingLR.calls.append("predict")
+        return super().predict(X)
+
+    def predict_proba(self, X):  # type: ignore[no-untyped-def]
+        _CountingLR.calls.append("predict_proba")
+        return super().predict_proba(X)
+
+
+def test_only_the_requested_outputs_are_computed() -> None:
+    from modelport.flavors.sklearn import predictor_for
+    from modelport.model import Model
+
+    X, y = load_iris(return_X_y=True)
+    model = Model("iris", 1, predictor_for(_CountingLR(max_iter=500).fit(X, y)), flavor="sklearn", source="memory")
+    _CountingLR.calls.clear()
+    out = model.predict({"input": X[:3]}, outputs=["predict_proba"])
+    assert list(out) == ["predict_proba"] and out["predict_proba"].shape == (3, 3)
+    assert _CountingLR.calls == ["predict_proba"]  # no separate predict call for an output nobody asked for
+    _CountingLR.calls.clear()
+    both = model.predict({"input": X[:3]})
+    assert sorted(_CountingLR.calls) == ["predict", "predict_proba"]
+    np.testing.assert_array_equal(both["predict_proba"], out["predict_proba"])

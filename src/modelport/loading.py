@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,16 @@ class _Renamed:
         own = inner.signature
         self._in = {new.name: old.name for new, old in zip(signature.inputs, own.inputs, strict=True)}
         self._out = {old.name: new.name for new, old in zip(signature.outputs, own.outputs, strict=True)}
+        self._back = {new: old for old, new in self._out.items()}
+        self.selects_outputs = bool(getattr(inner, "selects_outputs", False))
 
-    def predict(self, batch: Batch) -> Batch:
-        result = self.inner.predict({self._in[k]: v for k, v in batch.items()})
+    def predict(self, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
+        renamed = {self._in[k]: v for k, v in batch.items()}
+        if self.selects_outputs:
+            own = None if outputs is None else [self._back.get(o, o) for o in outputs]
+            result = self.inner.predict(renamed, own)  # type: ignore[call-arg]
+        else:
+            result = self.inner.predict(renamed)
         return {self._out.get(k, k): v for k, v in result.items()}
 
 

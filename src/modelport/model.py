@@ -20,6 +20,10 @@ class Predictor(Protocol):
     ``predict`` receives a Batch already checked against ``signature`` (names,
     dtypes, shapes), so it does no validation of its own, and it must return every
     output of ``signature``. ``info`` is free-form detail for ``modelport inspect``.
+
+    A predictor whose ``selects_outputs`` is true is called as ``predict(batch, outputs)``
+    and may return only those outputs: a scikit-learn model asked for ``predict_proba``
+    alone then skips its separate ``predict`` call.
     """
 
     signature: Signature
@@ -70,6 +74,7 @@ class Model:
         self.output_datatypes = {s.name: s.datatype for s in self.signature.outputs}
         self._close = close
         self.batching = batching
+        self._selects = bool(getattr(predictor, "selects_outputs", False))
 
     @property
     def info(self) -> dict[str, Any]:
@@ -90,7 +95,10 @@ class Model:
         """Predict on a Batch that the input plan already checked (the server's path)."""
         wanted = self._output_names if outputs is None else self.check_outputs(outputs)
         try:
-            result = self.predictor.predict(batch)
+            if self._selects:
+                result = self.predictor.predict(batch, wanted)  # type: ignore[call-arg]
+            else:
+                result = self.predictor.predict(batch)
         except ModelportError:
             raise
         except Exception as exc:  # the model's own failure: a 500 that names it

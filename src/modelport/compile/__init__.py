@@ -23,7 +23,7 @@ import importlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,9 @@ class CompiledPredictor:
         self._native = tuple(n for n in inner.signature.output_names if n not in compiled)
         self._objects = {s.name for s in inner.signature.outputs if s.datatype == "BYTES"}
         self.refused: dict[str, str] = {}  # output -> why the agreement check kept it native
+        self._inner_selects = bool(getattr(inner, "selects_outputs", False))
+
+    selects_outputs = True
 
     def __getattr__(self, name: str) -> Any:
         # estimator, columns, frame, source, close: whatever the flavor's predictor offers.
@@ -91,24 +94,31 @@ class CompiledPredictor:
             raise AttributeError(name)
         return getattr(inner, name)
 
-    def predict(self, batch: Batch) -> Batch:
+    def predict(self, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
         if self._native_above is not None and batch_rows(batch) > self._native_above:
-            return self.inner.predict(batch)
+            return self._inner(batch, outputs)
         try:
             got = self._kernel(batch)
         except Fallback:
-            return self.inner.predict(batch)
+            return self._inner(batch, outputs)
         out: Batch = {}
         for name in self._compiled:
             value = got[name]
             if name in self._objects and value.dtype != object:
                 value = value.astype(object)
             out[name] = value
-        if self._native:
-            native = self.inner.predict(batch)
-            for name in self._native:
+        native_wanted = [n for n in self._native if outputs is None or n in outputs]
+        if native_wanted:
+            native = self._inner(batch, native_wanted)
+            for name in native_wanted:
                 out[name] = native[name]
         return out
+
+    def _inner(self, batch: Batch, outputs: Sequence[str] | None) -> Batch:
+        if self._inner_selects:
+            result: Batch = self.inner.predict(batch, outputs)
+            return result
+        return self.inner.predict(batch)
 
 
 def _source(predictor: Any) -> Any:

@@ -190,8 +190,14 @@ class LazyNative:
                     self._native = native
         return self._native
 
-    def predict(self, batch: Any) -> Any:
-        return self.native().predict(batch)
+    # Answered here, not by loading the native predictor to ask it.
+    selects_outputs = True
+
+    def predict(self, batch: Any, outputs: Any = None) -> Any:
+        native = self.native()
+        if getattr(native, "selects_outputs", False):
+            return native.predict(batch, outputs)
+        return native.predict(batch)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in self.__dict__.get("_names", ()):

@@ -9,6 +9,7 @@ by ``classes_``) when the estimator has it, or ``transform`` for a pure transfor
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,10 +131,14 @@ class SklearnPredictor:
 
         return pd.DataFrame({c: batch[c] for c in self.columns}, columns=self.columns)
 
-    def predict(self, batch: Batch) -> Batch:
+    selects_outputs = True
+
+    def predict(self, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
         x = self.frame(batch)
         out: Batch = {}
         for name, method in self.methods:
+            if outputs is not None and name not in outputs:
+                continue
             value = np.asarray(getattr(self.estimator, method)(x))
             if name in self._object_outputs and value.dtype != object:
                 value = value.astype(object)

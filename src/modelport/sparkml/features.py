@@ -321,11 +321,20 @@ class OneHotEncoderModel(Stage):
                     return False
                 x = float(n)
             i = int(x)
-            values[dst] = SparseRow(size, [i], [1.0]) if i < size else SparseRow(size, [], [])
+            if size <= _DENSE_ROW:  # small: a plain list, which the assembler just extends
+                out = [0.0] * size
+                if i < size:
+                    out[i] = 1.0
+                values[dst] = out
+            else:
+                values[dst] = SparseRow(size, [i], [1.0]) if i < size else SparseRow(size, [], [])
         return True
 
 
 # --- VectorAssembler -----------------------------------------------------------------------------
+
+_DENSE_ROW = 256
+"""On the row path an assembled vector this small is a plain list even with sparse parts (cheaper downstream)."""
 
 
 @register
@@ -398,30 +407,30 @@ class VectorAssembler(Stage):
             frame.filter(~nan.any(axis=1))
 
     def row(self, values: dict[str, Any]) -> bool:
+        dense = self.size is not None and self.size <= _DENSE_ROW
         parts: list[Any] = []
+        out: list[float] = []
         any_sparse = False
         keep = self.mode == "keep"
         for col in self.inputs:
             v = values[col]
             if isinstance(v, list):
-                parts.append(v)
-            elif isinstance(v, SparseRow):
-                any_sparse = True
+                out.extend(v)
                 parts.append(v)
             elif isinstance(v, NUMBER_TYPES):
                 x = float(v)
                 if x != x and not keep:
                     return False  # a missing number: error or skip, the frame path's job
+                out.append(x)
                 parts.append(x)
+            elif isinstance(v, SparseRow):
+                any_sparse = True
+                if dense:
+                    out.extend(v.dense())
+                parts.append(v)
             else:
                 return False
-        if not any_sparse:
-            out: list[float] = []
-            for p in parts:
-                if isinstance(p, list):
-                    out.extend(p)
-                else:
-                    out.append(p)
+        if dense or not any_sparse:
             values[self.out_col] = out
             return True
         indices: list[int] = []

@@ -135,11 +135,12 @@ class StandardScalerModel(_VectorMap):
         x = self.row_input(values)
         if x is None:
             return False
-        if self.with_mean:
-            centred = [v - m for v, m in zip(row_dense(x), self.mean_list, strict=True)]
-            values[self.out_col] = (
-                [v * s for v, s in zip(centred, self.scale_list, strict=True)] if self.with_std else centred
-            )
+        if self.with_mean and self.with_std:
+            values[self.out_col] = [
+                (v - m) * s for v, m, s in zip(row_dense(x), self.mean_list, self.scale_list, strict=True)
+            ]
+        elif self.with_mean:
+            values[self.out_col] = [v - m for v, m in zip(row_dense(x), self.mean_list, strict=True)]
         elif self.with_std:
             values[self.out_col] = _scale_row(x, self.scale_list)
         else:

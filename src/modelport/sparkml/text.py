@@ -7,6 +7,7 @@ Each follows the Spark source it names (``ml/feature/<Name>.scala``). Java's reg
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
 from itertools import chain
@@ -125,6 +126,13 @@ class Tokenizer(_TextStage):
 
     def fn(self, value: Any) -> list[str]:
         return _tokenize(value)
+
+    def row(self, values: dict[str, Any]) -> bool:
+        v = values[self.in_col]
+        if not isinstance(v, str):
+            return False
+        values[self.out_col] = _tokenize(v)
+        return True
 
     def transform(self, frame: Frame) -> None:
         col = frame[self.in_col]
@@ -379,13 +387,14 @@ class HashingTF(_VectorOut):
         # Run lengths of the sorted buckets (lists only: cheaper than a dict for a document's few terms).
         indices: list[int] = []
         tf: list[float] = []
+        add_index, add_tf = indices.append, tf.append
         prev = -1
         for b in buckets:
             if b == prev:
                 tf[-1] += 1.0
             else:
-                indices.append(b)
-                tf.append(1.0)
+                add_index(b)
+                add_tf(1.0)
                 prev = b
         if self.binary:
             tf = [1.0] * len(indices)
@@ -485,7 +494,7 @@ class IDFModel(_VectorOut):
             if v.size != self.size:
                 return False
             values[self.out_col] = SparseRow(
-                v.size, v.indices, [x * idf[i] for i, x in zip(v.indices, v.values, strict=True)]
+                v.size, v.indices, list(map(operator.mul, v.values, map(idf.__getitem__, v.indices)))
             )
         elif isinstance(v, list) and len(v) == self.size:
             values[self.out_col] = [x * w for x, w in zip(v, idf, strict=True)]

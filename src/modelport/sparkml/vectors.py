@@ -177,10 +177,7 @@ def row_array(v: Any) -> np.ndarray:
 def row_dot(v: RowVector, weights: list[float]) -> float:
     """``v · weights`` summed in index order (what scipy's CSR product does for a sparse row)."""
     if isinstance(v, SparseRow):
-        total = 0.0
-        for i, x in zip(v.indices, v.values, strict=True):
-            total += x * weights[i]
-        return total
+        return sum(map(operator.mul, v.values, map(weights.__getitem__, v.indices)), 0.0)
     return sum(map(operator.mul, v, weights), 0.0)
 
 

@@ -115,14 +115,30 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
             return prob
 
     def row(self, values: dict[str, Any]) -> bool:
-        if self.multinomial or not self.all_cols:
+        if not self.all_cols or (self.multinomial and self.thresholds is not None):
             return super().row(values)
-        # binomial with all three outputs (the usual case), inline
+        # all three outputs (the usual case), inline: the same steps as the generic flow
         x = self.row_features(values)
         if x is None:
             return False
-        m = row_dot(x, self.coef_rows[0]) + self.b
         raw_col, prob_col, pred_col = self.all_cols
+        if self.multinomial:
+            raw = [row_dot(x, w) + b for w, b in zip(self.coef_rows, self.intercepts, strict=True)]
+            values[raw_col] = raw
+            if any(map(math.isnan, raw)):
+                values[prob_col] = self.prob_row(raw)
+                values[pred_col] = float(row_argmax(raw))
+                return True
+            top = max(raw)  # no NaN: the max, and index() finds its first position as argmax does
+            e = [safe_exp(r - top) for r in raw] if top > 0.0 else [safe_exp(r) for r in raw]
+            if top == math.inf:
+                values[prob_col] = self.prob_row(raw)
+            else:
+                inv = 1.0 / sum(e)
+                values[prob_col] = [v * inv for v in e]
+            values[pred_col] = float(raw.index(top))
+            return True
+        m = row_dot(x, self.coef_rows[0]) + self.b
         values[raw_col] = [-m, m]
         values[prob_col] = [1.0 / (1.0 + safe_exp(m)), 1.0 / (1.0 + safe_exp(-m))]
         values[pred_col] = 1.0 if m > self.cut else 0.0

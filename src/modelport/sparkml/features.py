@@ -348,6 +348,7 @@ class VectorAssembler(Stage):
         self.mode = _handle_invalid(meta, ("error", "skip", "keep"))
         self.out_col = self.outputs[0]
         self.sizes: list[int | None] = []
+        self.size: int | None = None  # known once setup() has seen the input columns
         self.name = _name(meta)
 
     def setup(self, schema: Schema) -> None:

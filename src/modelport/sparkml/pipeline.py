@@ -188,7 +188,7 @@ class SparkPipeline:
                 return None
             shape = arr.shape
             if kind == "vector":
-                if len(shape) != 2 or shape[0] != 1:
+                if len(shape) != 2 or shape[0] != 1 or arr.dtype.kind not in "fiub":
                     return None
                 values[name] = (arr[0] if arr.dtype == np.float64 else arr[0].astype(np.float64)).tolist()
             elif shape != (1,) or (kind == "number" and arr.dtype.kind not in "fiub"):

@@ -364,14 +364,13 @@ class HashingTF(_VectorOut):
         lengths = [len(tokens) if tokens is not None else -1 for tokens in col]
         if -1 in lengths:
             raise self._null()
-        flat = list(chain.from_iterable(col))
+        total = sum(lengths)
         table = self._buckets
-        try:
-            buckets = list(map(table.__getitem__, flat))
+        try:  # known terms: straight from the token lists into the index array
+            cols = np.fromiter(map(table.__getitem__, chain.from_iterable(col)), dtype=np.int64, count=total)
         except KeyError:
-            table = self._table(flat)
-            buckets = list(map(table.__getitem__, flat))
-        cols = np.array(buckets, dtype=np.int64) if buckets else np.empty(0, dtype=np.int64)
+            table = self._table(list(chain.from_iterable(col)))
+            cols = np.fromiter(map(table.__getitem__, chain.from_iterable(col)), dtype=np.int64, count=total)
         frame[self.out_col] = _tf_vectors(n, self.size, cols, lengths, self.binary)
 
     def row(self, values: dict[str, Any]) -> bool:

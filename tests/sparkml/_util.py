@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from modelport.sparkml.reader import read_metadata
 from modelport.sparkml.registry import load_all
 from modelport.sparkml.stage import STAGES, Frame, Stage
+from modelport.sparkml.vectors import SparseRow
 
 
 def vector_df(spark: Any, x: Any, y: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None) -> Any:
@@ -61,12 +62,50 @@ def load_stage(path: Path | str) -> Stage:
 
 
 def run_stage(stage: Stage, x: Any, extra: dict[str, np.ndarray] | None = None) -> Frame:
-    """Apply ``stage`` to a Frame holding ``features`` (and extra numeric columns)."""
+    """Apply ``stage`` to a Frame holding ``features`` (and extra numeric columns).
+
+    When the stage has a row method, every row is also run through it alone and must give the
+    frame's answer for that row (:func:`assert_row_method_agrees`).
+    """
     columns: dict[str, Any] = {"features": x}
     columns.update(extra or {})
     frame = Frame(columns, x.shape[0])
     stage.transform(frame)
+    assert_row_method_agrees(stage, x, extra or {}, frame)
     return frame
+
+
+def _row_vector(x: Any, i: int) -> Any:
+    """Row ``i`` of a vector column as the row path holds it: a dense list or a SparseRow."""
+    if sp.issparse(x):
+        r = sp.csr_matrix(x)
+        lo, hi = r.indptr[i], r.indptr[i + 1]
+        order = np.argsort(r.indices[lo:hi], kind="stable")
+        return SparseRow(r.shape[1], r.indices[lo:hi][order].tolist(), r.data[lo:hi][order].tolist())
+    return np.asarray(x[i], dtype=np.float64).tolist()
+
+
+def assert_row_method_agrees(stage: Stage, x: Any, extra: dict[str, np.ndarray], frame: Frame) -> int:
+    """``stage.row`` on each row alone equals the frame's row: 1e-12 relative for numbers, labels exactly."""
+    step = stage.row_step()
+    if step is None or frame.n != x.shape[0]:
+        return 0
+    answered = 0
+    for i in range(x.shape[0]):
+        values: dict[str, Any] = {"features": _row_vector(x, i)}
+        values.update({k: float(v[i]) for k, v in extra.items()})
+        if not step(values):
+            continue
+        answered += 1
+        for col in stage.outputs:
+            want = frame[col]
+            want_row = np.asarray(want[i : i + 1].toarray() if sp.issparse(want) else want[i : i + 1], dtype=np.float64)
+            got = values[col]
+            have = np.asarray([got.dense() if isinstance(got, SparseRow) else got], dtype=np.float64)
+            assert have.shape == want_row.shape, (col, i, have.shape, want_row.shape)
+            np.testing.assert_allclose(have, want_row, rtol=1e-12, atol=1e-12, err_msg=f"{col}: row {i} by row()")
+    assert answered, f"{stage.describe()}: row() declined every row"
+    return answered
 
 
 def assert_parity(

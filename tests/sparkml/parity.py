@@ -131,6 +131,38 @@ def fit_save_load(
 def compare(fitted: Any, model: modelport.Model, test_df: Any, rows: list[dict[str, Any]], cols: list[str]) -> None:
     """Spark's transform on the held-out rows against modelport's predict, column by column."""
     want = collect(fitted.transform(test_df), cols)
-    got = model.predict(batch_from(rows, model), outputs=cols)
+    batch = batch_from(rows, model)
+    got = model.predict(batch, outputs=cols)
     for c in cols:
         assert_same(got[c], want[c], c)
+    assert_rows_alone(model, batch, got, cols)
+
+
+ROW_TOL = 1e-12
+
+
+def assert_rows_alone(model: modelport.Model, batch: dict[str, Any], got: dict[str, Any], cols: list[str]) -> int:
+    """Each row predicted alone (a one-row batch: the row path when the pipeline has one) equals its batch answer.
+
+    Strings and labels exactly, numbers within 1e-12 relative (labels are whole numbers, so that is exact
+    too); NaN where the batch has NaN. Returns how many rows the row path answered itself, and asserts it
+    answered some when the pipeline takes the row path at all.
+    """
+    pipeline = getattr(model.predictor, "inner", model.predictor)
+    n = len(next(iter(batch.values())))
+    by_row_path = 0
+    for i in range(n):
+        one = {k: v[i : i + 1] for k, v in batch.items()}
+        alone = model.predict(one, outputs=cols)
+        if getattr(pipeline, "one_row_path", None) == "row":
+            by_row_path += pipeline.predict_row(model.plan.coerce_batch(one)) is not None
+        for c in cols:
+            want, have = np.asarray(got[c])[i : i + 1], np.asarray(alone[c])
+            assert have.shape == want.shape and have.dtype == want.dtype, (c, i, have.shape, want.shape)
+            if want.dtype == object:
+                assert have.tolist() == want.tolist(), f"{c}: row {i} alone {have!r} != in the batch {want!r}"
+            else:
+                np.testing.assert_allclose(have, want, rtol=ROW_TOL, atol=ROW_TOL, err_msg=f"{c}: row {i} alone")
+    if getattr(pipeline, "one_row_path", None) == "row" and n:
+        assert by_row_path, "no row was answered by the row path"
+    return by_row_path

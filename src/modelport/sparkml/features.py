@@ -7,6 +7,7 @@ treats both as null (the common meaning of a missing request value).
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 from modelport.errors import ModelLoadError
 from modelport.sparkml.reader import StageMeta, read_data
 from modelport.sparkml.stage import ColumnInfo, Frame, Schema, Stage, param_or, register
-from modelport.sparkml.vectors import as_float, invalid, java_double_str, to_dense
+from modelport.sparkml.vectors import NUMBER_TYPES, SparseRow, as_float, invalid, java_double_str, to_dense
 
 __all__ = [
     "Binarizer",
@@ -140,6 +141,19 @@ class StringIndexerModel(_Scalar):
         if keep_mask is not None:
             frame.filter(keep_mask)
 
+    def row(self, values: dict[str, Any]) -> bool:
+        keep = self.mode == "keep"
+        for (src, dst), lookup, labels in zip(self.pairs, self.lookup, self.labels, strict=True):
+            v = values[src]
+            key = v if isinstance(v, str) or v is None else None if isinstance(v, float) and v != v else _scalar_str(v)
+            found = lookup.get(key) if key is not None else None
+            if found is None:
+                if not keep:
+                    return False  # skip drops the row, error raises: both the frame path's job
+                found = float(len(labels))
+            values[dst] = found
+        return True
+
 
 def _preview(labels: tuple[str, ...], limit: int = 10) -> str:
     shown = ", ".join(repr(x) for x in labels[:limit])
@@ -222,6 +236,22 @@ class IndexToString(Stage):
             raise invalid(self.name, self.in_col, f"unseen index {float(col[bad][0])!r} (labels: {len(self._array)})")
         frame[self.out_col] = self._array[idx]
 
+    def row(self, values: dict[str, Any]) -> bool:
+        v = values[self.in_col]
+        if not isinstance(v, NUMBER_TYPES):
+            return False
+        x = float(v)
+        if x != x:
+            x = 0.0  # Java's (int) NaN is 0
+        elif math.isinf(x):
+            return False
+        i = int(x)
+        labels = self.labels or ()
+        if not 0 <= i < len(labels):
+            return False
+        values[self.out_col] = labels[i]
+        return True
+
 
 # --- OneHotEncoder -------------------------------------------------------------------------------
 
@@ -280,8 +310,31 @@ class OneHotEncoderModel(Stage):
                 out[np.flatnonzero(hit), idx[hit]] = 1.0
             frame[dst] = out
 
+    def row(self, values: dict[str, Any]) -> bool:
+        for (src, dst), n, size in zip(self.pairs, self.category_sizes, self.sizes, strict=True):
+            v = values[src]
+            if not isinstance(v, NUMBER_TYPES):
+                return False
+            x = float(v)
+            if not 0 <= x < n:
+                if self.mode == "error":
+                    return False
+                x = float(n)
+            i = int(x)
+            if size <= _DENSE_ROW:  # small: a plain list, which the assembler just extends
+                out = [0.0] * size
+                if i < size:
+                    out[i] = 1.0
+                values[dst] = out
+            else:
+                values[dst] = SparseRow(size, [i], [1.0]) if i < size else SparseRow(size, [], [])
+        return True
+
 
 # --- VectorAssembler -----------------------------------------------------------------------------
+
+_DENSE_ROW = 256
+"""On the row path an assembled vector this small is a plain list even with sparse parts (cheaper downstream)."""
 
 
 @register
@@ -295,6 +348,7 @@ class VectorAssembler(Stage):
         self.mode = _handle_invalid(meta, ("error", "skip", "keep"))
         self.out_col = self.outputs[0]
         self.sizes: list[int | None] = []
+        self.size: int | None = None  # known once setup() has seen the input columns
         self.name = _name(meta)
 
     def setup(self, schema: Schema) -> None:
@@ -353,6 +407,55 @@ class VectorAssembler(Stage):
         if self.mode == "skip":
             frame.filter(~nan.any(axis=1))
 
+    def row(self, values: dict[str, Any]) -> bool:
+        dense = self.size is not None and self.size <= _DENSE_ROW
+        parts: list[Any] = []
+        out: list[float] = []
+        any_sparse = False
+        keep = self.mode == "keep"
+        for col in self.inputs:
+            v = values[col]
+            if isinstance(v, list):
+                out.extend(v)
+                parts.append(v)
+            elif isinstance(v, NUMBER_TYPES):
+                x = float(v)
+                if x != x and not keep:
+                    return False  # a missing number: error or skip, the frame path's job
+                out.append(x)
+                parts.append(x)
+            elif isinstance(v, SparseRow):
+                any_sparse = True
+                if dense:
+                    out.extend(v.dense())
+                parts.append(v)
+            else:
+                return False
+        if dense or not any_sparse:
+            values[self.out_col] = out
+            return True
+        indices: list[int] = []
+        vals: list[float] = []
+        offset = 0
+        for p in parts:
+            if isinstance(p, SparseRow):
+                indices.extend([i + offset for i in p.indices])
+                vals.extend(p.values)
+                offset += p.size
+            elif isinstance(p, list):
+                for i, x in enumerate(p):
+                    if x != 0.0:
+                        indices.append(i + offset)
+                        vals.append(x)
+                offset += len(p)
+            else:
+                if p != 0.0:
+                    indices.append(offset)
+                    vals.append(p)
+                offset += 1
+        values[self.out_col] = SparseRow(offset, indices, vals)
+        return True
+
 
 # --- Imputer -------------------------------------------------------------------------------------
 
@@ -383,6 +486,16 @@ class ImputerModel(_Scalar):
             mask = np.isnan(x) if math.isnan(missing) else np.isnan(x) | (x == missing)
             frame[dst] = np.where(mask, value, x) if mask.any() else x
 
+    def row(self, values: dict[str, Any]) -> bool:
+        missing = self.missing
+        for (src, dst), value in zip(self.pairs, self.surrogates, strict=True):
+            v = values[src]
+            if not isinstance(v, NUMBER_TYPES):
+                return False
+            x = float(v)
+            values[dst] = value if x != x or x == missing else x
+        return True
+
 
 # --- Bucketizer / Binarizer ----------------------------------------------------------------------
 
@@ -403,6 +516,7 @@ class Bucketizer(_Scalar):
         if not arrays or any(a is None for a in arrays):
             raise ModelLoadError(f"{meta.path}: Bucketizer has no splits")
         self.splits = [np.asarray([as_float(v) for v in a], dtype=np.float64) for a in arrays]
+        self.split_lists: list[list[float]] = [a.tolist() for a in self.splits]
         self.mode = _handle_invalid(meta, ("error", "skip", "keep"))
         self.name = _name(meta)
 
@@ -432,6 +546,24 @@ class Bucketizer(_Scalar):
             frame[dst] = out
         if keep_mask is not None:
             frame.filter(keep_mask)
+
+    def row(self, values: dict[str, Any]) -> bool:
+        for (src, dst), splits in zip(self.pairs, self.split_lists, strict=True):
+            v = values[src]
+            if not isinstance(v, NUMBER_TYPES):
+                return False
+            x = float(v)
+            if x != x:
+                if self.mode != "keep":
+                    return False
+                values[dst] = float(len(splits) - 1)
+            elif x < splits[0] or x > splits[-1]:
+                return False  # out of bounds: the frame path raises
+            elif x == splits[-1]:
+                values[dst] = float(len(splits) - 2)
+            else:
+                values[dst] = float(bisect.bisect_right(splits, x) - 1)
+        return True
 
 
 @register
@@ -473,3 +605,20 @@ class Binarizer(Stage):
             else:
                 dense = to_dense(x) if sp.issparse(x) else np.asarray(x, dtype=np.float64)
                 frame[dst] = (dense > t).astype(np.float64)
+
+    def row(self, values: dict[str, Any]) -> bool:
+        for (src, dst), t in zip(self.pairs, self.thresholds, strict=True):
+            v = values[src]
+            if isinstance(v, SparseRow):
+                if t >= 0:
+                    kept = [i for i, x in zip(v.indices, v.values, strict=True) if x > t]
+                    values[dst] = SparseRow(v.size, kept, [1.0] * len(kept))
+                else:
+                    values[dst] = [1.0 if x > t else 0.0 for x in v.dense()]
+            elif isinstance(v, list):
+                values[dst] = [1.0 if x > t else 0.0 for x in v]
+            elif isinstance(v, NUMBER_TYPES):
+                values[dst] = 1.0 if float(v) > t else 0.0
+            else:
+                return False
+        return True

@@ -6,10 +6,16 @@ reads them), outputs are the leaf columns (produced, never read later) unless th
 names others. ``predict`` returns one row per request row, filling rows that a
 ``handleInvalid = "skip"`` stage dropped with NaN / None; ``transform`` returns only the
 kept rows and their positions, as Spark's own ``transform`` would.
+
+One-row batches (the serving case) take the row path when every stage has a ``row`` method:
+plain Python values in a dict, no numpy per stage. A row a stage declines (dropped by a
+``skip`` stage, invalid, or an input shape the row code does not model) is answered by the
+frame path, so fills and error messages are the frame path's own.
 """
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +26,13 @@ from modelport.errors import ModelLoadError
 from modelport.signature import Batch, Signature, TensorSpec
 from modelport.sparkml.reader import StageMeta, read_metadata, stage_dirs
 from modelport.sparkml.registry import supported_classes
-from modelport.sparkml.stage import STAGES, ColumnInfo, Frame, Schema, Stage, setup_stage
+from modelport.sparkml.stage import STAGES, ColumnInfo, Frame, RowStep, Schema, Stage, setup_stage
+from modelport.sparkml.vectors import VECTOR_TYPES, row_array
 
 __all__ = ["SparkPipeline", "load_pipeline", "load_stages"]
 
 _PIPELINE_MODEL = "org.apache.spark.ml.PipelineModel"
+_GC_PAUSE_ROWS = 10_000
 _UNFITTED = {"org.apache.spark.ml.Pipeline"}
 
 
@@ -129,6 +137,19 @@ class SparkPipeline:
             tuple(TensorSpec(n, dt, shape) for n, (dt, shape) in sources.items()), tuple(out_specs)
         )
         self._transforms = [s.transform for s in stages]
+        self._row_steps: list[RowStep] | None = None
+        self._row_sources: list[tuple[str, str]] = []
+        steps = [s.row_step() for s in stages]
+        #: stages without a row method; any of them sends one-row batches down the frame path
+        self.row_blockers = [s.describe() for s, step in zip(stages, steps, strict=True) if step is None]
+        if not self.row_blockers and sources:
+            self._row_steps = [step for step in steps if step is not None]
+            self._row_sources = [
+                (n, "vector" if len(shape) == 2 else "string" if dt == "BYTES" else "number")
+                for n, (dt, shape) in sources.items()
+            ]
+        #: how a one-row batch is computed: "row" (per-row Python) or "frame" (the columnar path)
+        self.one_row_path = "row" if self._row_steps is not None else "frame"
         runtime = dict.fromkeys(names, "modelport.sparkml")
         self.info: dict[str, Any] = {
             "spark_version": root.raw.get("sparkVersion"),
@@ -145,12 +166,66 @@ class SparkPipeline:
             columns[name] = arr
             n = arr.shape[0]
         frame = Frame(columns, n)
-        for transform in self._transforms:
-            transform(frame)
+        # A big batch builds millions of small containers (token lists) that live until the run ends;
+        # the cyclic GC would scan them again and again (~40% of a text pipeline's time), so it pauses.
+        pause = n >= _GC_PAUSE_ROWS and gc.isenabled()
+        if pause:
+            gc.disable()
+        try:
+            for transform in self._transforms:
+                transform(frame)
+        finally:
+            if pause:
+                gc.enable()
         return frame
+
+    def _row_values(self, batch: Batch) -> dict[str, Any] | None:
+        """The sources of a one-row batch as plain values, or None when the batch is not one such row."""
+        values: dict[str, Any] = {}
+        for name, kind in self._row_sources:
+            arr = batch[name]
+            if not isinstance(arr, np.ndarray):
+                return None
+            shape = arr.shape
+            if kind == "vector":
+                if len(shape) != 2 or shape[0] != 1 or arr.dtype.kind not in "fiub":
+                    return None
+                values[name] = (arr[0] if arr.dtype == np.float64 else arr[0].astype(np.float64)).tolist()
+            elif shape != (1,) or (kind == "number" and arr.dtype.kind not in "fiub"):
+                return None
+            else:
+                values[name] = arr.item()  # a Python scalar (or the object itself)
+        return values
+
+    def predict_row(self, batch: Batch) -> Batch | None:
+        """The row path for a one-row batch; None when the batch or the row needs the frame path."""
+        if self._row_steps is None:
+            return None
+        values = self._row_values(batch)
+        if values is None:
+            return None
+        for step in self._row_steps:
+            if not step(values):
+                return None
+        out: Batch = {}
+        for name, kind in self._outputs:
+            v = values[name]
+            if kind == "text":
+                arr = np.empty(1, dtype=object)
+                arr[0] = v
+                out[name] = arr
+            elif isinstance(v, VECTOR_TYPES):
+                out[name] = row_array(v)
+            else:
+                out[name] = np.array([v], dtype=np.float64)
+        return out
 
     def predict(self, batch: Batch) -> Batch:
         """One output row per input row; rows a skip stage dropped come back as NaN (numbers) or None (text)."""
+        if self._row_steps is not None:
+            result = self.predict_row(batch)
+            if result is not None:
+                return result
         frame = self._run(batch)
         n_in = _rows(batch)
         out: Batch = {}
@@ -164,6 +239,10 @@ class SparkPipeline:
 
     def transform(self, batch: Batch) -> tuple[Batch, np.ndarray]:
         """The kept rows only (as Spark returns them) and their positions in ``batch``."""
+        if self._row_steps is not None:
+            result = self.predict_row(batch)
+            if result is not None:
+                return result, np.arange(1)
         frame = self._run(batch)
         return {name: _encode(frame[name], kind) for name, kind in self._outputs}, frame.index
 

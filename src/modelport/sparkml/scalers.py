@@ -15,7 +15,17 @@ import scipy.sparse as sp
 from modelport.errors import ModelLoadError
 from modelport.sparkml.reader import StageMeta, dense_vector, matrix, read_data
 from modelport.sparkml.stage import ColumnInfo, Frame, Schema, Stage, param_or, register
-from modelport.sparkml.vectors import as_float, invalid, to_dense
+from modelport.sparkml.vectors import (
+    VECTOR_TYPES,
+    RowVector,
+    SparseRow,
+    as_float,
+    invalid,
+    row_dense,
+    row_dot,
+    row_size,
+    to_dense,
+)
 
 __all__ = [
     "ElementwiseProduct",
@@ -58,6 +68,15 @@ class _VectorMap(Stage):
     def input_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
         return "FP64", (-1, getattr(self, "in_size", None) or self.size or -1)
 
+    def row_input(self, values: dict[str, Any]) -> RowVector | None:
+        """The input vector of one row, or None when the frame path must judge it (not a vector, wrong size)."""
+        v = values[self.in_col]
+        if not isinstance(v, VECTOR_TYPES):
+            return None
+        if self.size is not None and row_size(v) != self.size:
+            return None
+        return v
+
     def _input(self, frame: Frame) -> Any:
         value = frame[self.in_col]
         if not sp.issparse(value):
@@ -65,6 +84,13 @@ class _VectorMap(Stage):
         if self.size is not None and value.shape[1] != self.size:
             raise invalid(self.name, self.in_col, f"vector of size {value.shape[1]}, expected {self.size}")
         return value
+
+
+def _scale_row(x: RowVector, scale: list[float]) -> RowVector:
+    """:func:`_scale_columns` for one row."""
+    if isinstance(x, SparseRow):
+        return SparseRow(x.size, x.indices, [v * scale[i] for i, v in zip(x.indices, x.values, strict=True)])
+    return [v * s for v, s in zip(x, scale, strict=True)]
 
 
 def _scale_columns(x: Any, scale: np.ndarray) -> Any:
@@ -92,6 +118,8 @@ class StandardScalerModel(_VectorMap):
         self.with_std = bool(param_or(meta, "withStd", True))
         with np.errstate(divide="ignore"):
             self.scale = np.where(self.std == 0, 0.0, 1.0 / self.std)
+        self.scale_list: list[float] = self.scale.tolist()
+        self.mean_list: list[float] = self.mean.tolist()
 
     def transform(self, frame: Frame) -> None:
         x = self._input(frame)
@@ -102,6 +130,22 @@ class StandardScalerModel(_VectorMap):
             frame[self.out_col] = _scale_columns(x, self.scale)
         else:
             frame[self.out_col] = x
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_input(values)
+        if x is None:
+            return False
+        if self.with_mean and self.with_std:
+            values[self.out_col] = [
+                (v - m) * s for v, m, s in zip(row_dense(x), self.mean_list, self.scale_list, strict=True)
+            ]
+        elif self.with_mean:
+            values[self.out_col] = [v - m for v, m in zip(row_dense(x), self.mean_list, strict=True)]
+        elif self.with_std:
+            values[self.out_col] = _scale_row(x, self.scale_list)
+        else:
+            values[self.out_col] = x
+        return True
 
 
 @register
@@ -123,6 +167,7 @@ class MinMaxScalerModel(_VectorMap):
             self.scale = np.where(rng != 0, span / rng, 0.0)
         self.const = self.scale == 0
         self.mid = 0.5 * span + self.out_min
+        self.row_tables = (self.lo.tolist(), self.scale.tolist(), self.const.tolist())
 
     def transform(self, frame: Frame) -> None:
         x = to_dense(self._input(frame))
@@ -130,6 +175,18 @@ class MinMaxScalerModel(_VectorMap):
         if self.const.any():
             out[:, self.const] = np.where(np.isnan(x[:, self.const]), np.nan, self.mid)
         frame[self.out_col] = out
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_input(values)
+        if x is None:
+            return False
+        lo, scale, const = self.row_tables
+        out_min, mid = self.out_min, self.mid
+        values[self.out_col] = [
+            (math.nan if v != v else mid) if c else (v - a) * s + out_min
+            for v, a, s, c in zip(row_dense(x), lo, scale, const, strict=True)
+        ]
+        return True
 
 
 @register
@@ -144,9 +201,17 @@ class MaxAbsScalerModel(_VectorMap):
         self.size = len(max_abs)
         with np.errstate(divide="ignore"):
             self.scale = np.where(max_abs == 0, 1.0, 1.0 / max_abs)  # Spark leaves all-zero features as they are
+        self.scale_list: list[float] = self.scale.tolist()
 
     def transform(self, frame: Frame) -> None:
         frame[self.out_col] = _scale_columns(self._input(frame), self.scale)
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_input(values)
+        if x is None:
+            return False
+        values[self.out_col] = _scale_row(x, self.scale_list)
+        return True
 
 
 @register
@@ -160,10 +225,18 @@ class ElementwiseProduct(_VectorMap):
 
         super().__init__(meta)
         self.scaling = param_vector(meta, "scalingVec")
+        self.scaling_list: list[float] = self.scaling.tolist()
         self.size = len(self.scaling)
 
     def transform(self, frame: Frame) -> None:
         frame[self.out_col] = _scale_columns(self._input(frame), self.scaling)
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_input(values)
+        if x is None:
+            return False
+        values[self.out_col] = _scale_row(x, self.scaling_list)
+        return True
 
 
 @register
@@ -197,6 +270,30 @@ class Normalizer(_VectorMap):
         else:
             frame[self.out_col] = dense / norm[:, None]
 
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_input(values)
+        if x is None:
+            return False
+        present = x.values if isinstance(x, SparseRow) else x  # zeros add nothing to any p-norm
+        p = self.p
+        if p == 1:
+            norm = sum([abs(v) for v in present], 0.0)
+        elif p == 2:
+            norm = math.sqrt(sum([v * v for v in present], 0.0))
+        elif math.isinf(p):
+            mags = [abs(v) for v in present]
+            norm = math.nan if any(v != v for v in mags) else max(mags, default=0.0)  # np.max keeps NaN
+        else:
+            norm = sum([abs(v) ** p for v in present], 0.0) ** (1.0 / p)
+        if norm == 0:
+            norm = 1.0
+        if isinstance(x, SparseRow):
+            inv = 1.0 / norm
+            values[self.out_col] = SparseRow(x.size, x.indices, [v * inv for v in x.values])
+        else:
+            values[self.out_col] = [v / norm for v in x]
+        return True
+
 
 @register
 class PCAModel(_VectorMap):
@@ -207,6 +304,7 @@ class PCAModel(_VectorMap):
     def __init__(self, meta: StageMeta) -> None:
         super().__init__(meta)
         self.pc = matrix(read_data(meta.path).column("pc")[0].as_py())
+        self.pc_columns: list[list[float]] = self.pc.T.tolist()
         self.in_size = self.pc.shape[0]
         self.size = self.pc.shape[1]
 
@@ -219,3 +317,10 @@ class PCAModel(_VectorMap):
     def transform(self, frame: Frame) -> None:
         out = self._input(frame) @ self.pc
         frame[self.out_col] = np.asarray(out, dtype=np.float64)
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = values[self.in_col]
+        if not isinstance(x, VECTOR_TYPES) or row_size(x) != self.in_size:
+            return False
+        values[self.out_col] = [row_dot(x, column) for column in self.pc_columns]
+        return True

@@ -10,10 +10,19 @@ A :class:`Frame` is columnar like a Batch, with Spark's column kinds:
 
 A stage whose ``handleInvalid`` is ``skip`` drops rows with :meth:`Frame.filter`;
 ``Frame.index`` remembers which request rows are still there.
+
+A stage may also implement :meth:`Stage.row`, the same semantics for ONE row held as plain
+Python values in a dict (numbers as ``float``, strings as ``str``/``None``, tokens as
+``list[str]``, vectors as ``list[float]`` or :class:`~modelport.sparkml.vectors.SparseRow`).
+It returns False when the row is not its to answer: a ``skip`` stage drops it, or the
+frame path would raise for it (invalid data), or the input is a shape the row code does not
+model. The pipeline then answers that request with the frame path, so fills and error
+messages come from one place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,9 +30,10 @@ import scipy.sparse as sp
 
 from modelport.sparkml.reader import StageMeta
 
-__all__ = ["STAGES", "Column", "Frame", "Stage", "register"]
+__all__ = ["STAGES", "Column", "Frame", "RowStep", "Stage", "register"]
 
 Column = Any  # np.ndarray | sp.csr_matrix
+RowStep = Callable[[dict[str, Any]], bool]
 
 
 class Frame:
@@ -93,6 +103,21 @@ class Stage:
 
     def transform(self, frame: Frame) -> None:
         raise NotImplementedError
+
+    def row(self, values: dict[str, Any]) -> bool:
+        """Apply the stage to one row held in ``values``; False hands the row to the frame path.
+
+        Stages that implement it must give the frame path's numbers (to rounding) and labels exactly.
+        """
+        raise NotImplementedError
+
+    def row_step(self) -> RowStep | None:
+        """The per-row function the pipeline may use, or None (then one-row batches take the frame path).
+
+        Called once the pipeline has run ``setup``; a stage may answer None for configurations its
+        ``row`` does not cover.
+        """
+        return None if type(self).row is Stage.row else self.row
 
     def describe(self) -> str:
         return f"{self.meta.short_class}({', '.join(self.inputs)} -> {', '.join(self.outputs)})"

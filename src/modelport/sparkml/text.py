@@ -7,18 +7,20 @@ Each follows the Spark source it names (``ml/feature/<Name>.scala``). Java's reg
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
 from itertools import chain
-from typing import Any
+from typing import Any, ClassVar
 
 import mmh3
 import numpy as np
+import scipy.sparse as sp
 
 from modelport.errors import ModelLoadError
 from modelport.sparkml.reader import StageMeta, read_data
 from modelport.sparkml.stage import ColumnInfo, Frame, Schema, Stage, param_or, register
-from modelport.sparkml.vectors import sparse_rows, to_dense
+from modelport.sparkml.vectors import DENSE_LIMIT, SparseRow, sparse_rows, to_dense
 
 __all__ = [
     "CountVectorizerModel",
@@ -57,6 +59,7 @@ class _TextStage(Stage):
     """A one-column-in, one-column-out stage over strings or string arrays."""
 
     null_message = "is null; Spark fails the whole job on a null here"
+    row_input: ClassVar[type] = str
 
     def __init__(self, meta: StageMeta) -> None:
         super().__init__(meta)
@@ -78,8 +81,13 @@ class _TextStage(Stage):
 
         return invalid(self.name, self.in_col, f"value {value!r} {self.null_message}")
 
-    def _apply(self, frame: Frame, fn: Any) -> None:
+    def fn(self, value: Any) -> list[str]:
+        """The stage on one value (a string or a token list)."""
+        raise NotImplementedError
+
+    def transform(self, frame: Frame) -> None:
         col = frame[self.in_col]
+        fn = self.fn
         try:
             out = [fn(v) for v in col]
         except (AttributeError, TypeError):
@@ -89,29 +97,53 @@ class _TextStage(Stage):
         arr[:] = out
         frame[self.out_col] = arr
 
+    def row(self, values: dict[str, Any]) -> bool:
+        v = values[self.in_col]
+        if not isinstance(v, self.row_input):
+            return False  # null or odd values: the frame path names them in its error
+        values[self.out_col] = self.fn(v)
+        return True
+
+
+def _tokenize(s: str, split: Any = re.compile(r"\s", re.ASCII).split) -> list[str]:
+    """Spark's Tokenizer on one string: lower-case, split on each whitespace character, drop trailing empties."""
+    s = s.lower()
+    if "\t" in s or "\n" in s or "\r" in s or "\x0b" in s or "\x0c" in s:
+        parts: list[str] = split(s)
+    else:
+        parts = s.split(" ")  # the same as splitting on \s when space is the only whitespace
+    if len(parts) > 1 and not parts[-1]:
+        while parts and parts[-1] == "":
+            parts.pop()
+    return parts
+
 
 @register
 class Tokenizer(_TextStage):
     """Lower-case, then split on each single whitespace character (so runs of spaces give empty tokens)."""
 
     spark_classes = (_SPARK + "Tokenizer",)
-    _ws = re.compile(r"\s", re.ASCII)
+
+    def fn(self, value: Any) -> list[str]:
+        return _tokenize(value)
+
+    def row(self, values: dict[str, Any]) -> bool:
+        v = values[self.in_col]
+        if not isinstance(v, str):
+            return False
+        values[self.out_col] = _tokenize(v)
+        return True
 
     def transform(self, frame: Frame) -> None:
-        split = self._ws.split
-
-        def tok(s: str) -> list[str]:
-            s = s.lower()
-            if "\t" in s or "\n" in s or "\r" in s or "\x0b" in s or "\x0c" in s:
-                parts = split(s)
-            else:
-                parts = s.split(" ")  # the same as splitting on \s when space is the only whitespace
-            if len(parts) > 1:
-                while parts and parts[-1] == "":
-                    parts.pop()
-            return parts
-
-        self._apply(frame, tok)
+        col = frame[self.in_col]
+        try:
+            out = list(map(_tokenize, col))
+        except (AttributeError, TypeError):
+            bad = next(v for v in col if not isinstance(v, str | list))
+            raise self._null(bad) from None
+        arr = np.empty(len(out), dtype=object)
+        arr[:] = out
+        frame[self.out_col] = arr
 
 
 @register
@@ -131,22 +163,17 @@ class RegexTokenizer(_TextStage):
         self.min_length = int(param_or(meta, "minTokenLength", 1))
         self.lowercase = bool(param_or(meta, "toLowercase", True))
 
-    def transform(self, frame: Frame) -> None:
-        pattern, gaps, min_len, lower = self.pattern, self.gaps, self.min_length, self.lowercase
-
-        def tok(s: str) -> list[str]:
-            if lower:
-                s = s.lower()
-            tokens = (
-                _java_split(pattern, s)
-                if gaps
-                else pattern.findall(s)
-                if not pattern.groups
-                else [m.group(0) for m in pattern.finditer(s)]
-            )
-            return [t for t in tokens if _java_len(t) >= min_len] if min_len > 0 else tokens
-
-        self._apply(frame, tok)
+    def fn(self, value: Any) -> list[str]:
+        s = value.lower() if self.lowercase else value
+        pattern, min_len = self.pattern, self.min_length
+        tokens: list[str] = (
+            _java_split(pattern, s)
+            if self.gaps
+            else pattern.findall(s)
+            if not pattern.groups
+            else [m.group(0) for m in pattern.finditer(s)]
+        )
+        return [t for t in tokens if _java_len(t) >= min_len] if min_len > 0 else tokens
 
 
 @register
@@ -172,19 +199,29 @@ class StopWordsRemover(Stage):
         for col in self.outputs:
             schema[col] = ColumnInfo("tokens")
 
-    def transform(self, frame: Frame) -> None:
+    def _remove(self, tokens: Any) -> list[str] | None:
         words = self.words
+        if tokens is None:
+            return None
+        if self.case_sensitive:
+            return [t for t in tokens if t not in words]
+        return [t for t in tokens if t is None or t.lower() not in words]
+
+    def transform(self, frame: Frame) -> None:
         for src, dst in zip(self.inputs, self.outputs, strict=True):
             col = frame[src]
             out = np.empty(len(col), dtype=object)
             for i, tokens in enumerate(col):
-                if tokens is None:
-                    out[i] = None
-                elif self.case_sensitive:
-                    out[i] = [t for t in tokens if t not in words]
-                else:
-                    out[i] = [t for t in tokens if t is None or t.lower() not in words]
+                out[i] = self._remove(tokens)
             frame[dst] = out
+
+    def row(self, values: dict[str, Any]) -> bool:
+        for src, dst in zip(self.inputs, self.outputs, strict=True):
+            tokens = values[src]
+            if tokens is not None and not isinstance(tokens, list):
+                return False
+            values[dst] = self._remove(tokens)
+        return True
 
 
 @register
@@ -197,13 +234,11 @@ class NGram(_TextStage):
         super().__init__(meta)
         self.n = int(param_or(meta, "n", 2))
 
-    def transform(self, frame: Frame) -> None:
+    row_input = list
+
+    def fn(self, value: Any) -> list[str]:
         n = self.n
-
-        def grams(tokens: list[str]) -> list[str]:
-            return [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-
-        self._apply(frame, grams)
+        return [" ".join(value[i : i + n]) for i in range(len(value) - n + 1)]
 
 
 def murmur3_spark2(data: bytes, seed: int = 42) -> int:
@@ -259,18 +294,32 @@ class _VectorOut(Stage):
             schema[col] = ColumnInfo("vector", self.size if self.size > 0 else None)
 
 
-def _counts_to_vectors(n: int, size: int, rows: np.ndarray, cols: np.ndarray, binary: bool) -> Any:
-    """Term counts per row: (row, index) pairs, repeated once per occurrence, summed into a vector column."""
-    if not len(rows):
-        return sparse_rows(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), n, size)
-    keys, counts = np.unique(rows * size + cols, return_counts=True)
-    values = np.ones(len(keys)) if binary else counts.astype(np.float64)
-    return sparse_rows(keys // size, keys % size, values, n, size, ordered=True)
+def _tf_vectors(n: int, size: int, cols: np.ndarray, lengths: list[int], binary: bool) -> Any:
+    """Term counts per row from each row's bucket indices (``lengths`` of them per row, in row order)."""
+    if n * size <= DENSE_LIMIT:
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        counts = np.bincount(rows * size + cols, minlength=n * size).reshape(n, size)
+        return (counts > 0).astype(np.float64) if binary else counts.astype(np.float64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    out = sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(n, size))
+    out.sum_duplicates()  # sorts each row's indices and adds up repeated terms, in C
+    if binary:
+        out.data[:] = 1.0
+    return out
+
+
+_CACHE_LIMIT = 100_000
+"""Distinct terms a HashingTF remembers the bucket of; past it the table starts afresh."""
 
 
 @register
 class HashingTF(_VectorOut):
-    """Term frequencies at ``nonNegativeMod(murmur3(term, 42), numFeatures)``; Spark < 3 models use the old hash."""
+    """Term frequencies at ``nonNegativeMod(murmur3(term, 42), numFeatures)``; Spark < 3 models use the old hash.
+
+    Buckets are remembered per term (up to :data:`_CACHE_LIMIT` terms): documents repeat words,
+    and a dict lookup is cheaper than hashing again.
+    """
 
     spark_classes = (_SPARK + "HashingTF",)
 
@@ -281,45 +330,75 @@ class HashingTF(_VectorOut):
         self.hash = _hash2 if meta.spark_version[0] < 3 else _hash3
         self.in_col, self.out_col = self.inputs[0], self.outputs[0]
         self.name = f"HashingTF ({meta.uid})"
+        # Replaced (never cleared in place) when full, so a concurrent reader keeps a whole table.
+        self._buckets: dict[str, int] = {}
 
     def input_datatype(self, column: str) -> str:
         return "BYTES"
 
+    def _table(self, terms: list[str]) -> dict[str, int]:
+        """A term -> bucket table that holds every term in ``terms``."""
+        table = self._buckets
+        missing = set(terms).difference(table)
+        if not missing:
+            return table
+        if len(table) + len(missing) > _CACHE_LIMIT:
+            table = {}
+            missing = set(terms)
+            if len(missing) <= _CACHE_LIMIT:
+                self._buckets = table
+        size = self.size
+        if self.hash is _hash3:
+            mh = mmh3.hash
+            for t in missing:
+                table[t] = mh(t, 42) % size
+        else:
+            h = self.hash
+            for t in missing:
+                table[t] = h(t) % size
+        return table
+
     def transform(self, frame: Frame) -> None:
         col = frame[self.in_col]
-        size, h = self.size, self.hash
         n = len(col)
-        if n == 1:  # the serving path: one document, no numpy bookkeeping
-            tokens = col[0]
-            if tokens is None:
-                raise self._null()
-            if h is _hash3:
-                mh = mmh3.hash
-                counts = Counter([mh(t, 42) % size for t in tokens])
-            else:
-                counts = Counter([h(t) % size for t in tokens])
-            out = np.zeros((1, size)) if size <= 65536 else None
-            if out is not None:
-                for idx, c in counts.items():
-                    out[0, idx] = 1.0 if self.binary else c
-                frame[self.out_col] = out
-                return
-        # Batch path: hash each distinct term once, then look every occurrence up.
         lengths = [len(tokens) if tokens is not None else -1 for tokens in col]
         if -1 in lengths:
             raise self._null()
-        flat = list(chain.from_iterable(col))
-        lut = dict.fromkeys(flat, 0)
-        if h is _hash3:
-            mh = mmh3.hash
-            for t in lut:
-                lut[t] = mh(t, 42) % size
-        else:
-            for t in lut:
-                lut[t] = h(t) % size
-        cols = np.fromiter((lut[t] for t in flat), dtype=np.int64, count=len(flat))
-        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        frame[self.out_col] = _counts_to_vectors(n, size, rows, cols, self.binary)
+        total = sum(lengths)
+        table = self._buckets
+        try:  # known terms: straight from the token lists into the index array
+            cols = np.fromiter(map(table.__getitem__, chain.from_iterable(col)), dtype=np.int64, count=total)
+        except KeyError:
+            table = self._table(list(chain.from_iterable(col)))
+            cols = np.fromiter(map(table.__getitem__, chain.from_iterable(col)), dtype=np.int64, count=total)
+        frame[self.out_col] = _tf_vectors(n, self.size, cols, lengths, self.binary)
+
+    def row(self, values: dict[str, Any]) -> bool:
+        tokens = values[self.in_col]
+        if not isinstance(tokens, list):
+            return False
+        table = self._buckets
+        try:
+            buckets = list(map(table.__getitem__, tokens))
+        except KeyError:
+            buckets = list(map(self._table(tokens).__getitem__, tokens))
+        buckets.sort()
+        # Run lengths of the sorted buckets (lists only: cheaper than a dict for a document's few terms).
+        indices: list[int] = []
+        tf: list[float] = []
+        add_index, add_tf = indices.append, tf.append
+        prev = -1
+        for b in buckets:
+            if b == prev:
+                tf[-1] += 1.0
+            else:
+                add_index(b)
+                add_tf(1.0)
+                prev = b
+        if self.binary:
+            tf = [1.0] * len(indices)
+        values[self.out_col] = SparseRow(self.size, indices, tf)
+        return True
 
     def _null(self) -> Exception:
         from modelport.sparkml.vectors import invalid
@@ -369,6 +448,18 @@ class CountVectorizerModel(_VectorOut):
             np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), np.asarray(vals), len(col), self.size
         )
 
+    def row(self, values: dict[str, Any]) -> bool:
+        tokens = values[self.in_col]
+        if not isinstance(tokens, list):
+            return False
+        vocab, min_tf = self.vocab, self.min_tf
+        counts = Counter([vocab[t] for t in tokens if t in vocab])
+        threshold = min_tf if min_tf >= 1.0 else min_tf * len(tokens)
+        indices = sorted(i for i, c in counts.items() if c >= threshold)
+        tf = [1.0] * len(indices) if self.binary else [float(counts[i]) for i in indices]
+        values[self.out_col] = SparseRow(self.size, indices, tf)
+        return True
+
 
 @register
 class IDFModel(_VectorOut):
@@ -382,6 +473,7 @@ class IDFModel(_VectorOut):
 
         table = read_data(meta.path)
         self.idf = dense_vector(table.column("idf")[0].as_py())
+        self.idf_list: list[float] = self.idf.tolist()
         self.size = len(self.idf)
         self.in_col, self.out_col = self.inputs[0], self.outputs[0]
 
@@ -393,6 +485,21 @@ class IDFModel(_VectorOut):
             out = col.copy()
             out.data = out.data * self.idf[out.indices]
             frame[self.out_col] = out
+
+    def row(self, values: dict[str, Any]) -> bool:
+        v = values[self.in_col]
+        idf = self.idf_list
+        if isinstance(v, SparseRow):
+            if v.size != self.size:
+                return False
+            values[self.out_col] = SparseRow(
+                v.size, v.indices, list(map(operator.mul, v.values, map(idf.__getitem__, v.indices)))
+            )
+        elif isinstance(v, list) and len(v) == self.size:
+            values[self.out_col] = [x * w for x, w in zip(v, idf, strict=True)]
+        else:
+            return False
+        return True
 
 
 @register

@@ -9,6 +9,7 @@ same numbers, so :func:`sparse_rows` picks dense below :data:`DENSE_LIMIT` cells
 from __future__ import annotations
 
 import math
+import operator
 from decimal import Decimal
 from typing import Any
 
@@ -20,12 +21,21 @@ from modelport.sparkml.reader import StageMeta
 
 __all__ = [
     "DENSE_LIMIT",
+    "NUMBER_TYPES",
+    "RowVector",
+    "SparseRow",
     "as_float",
     "invalid",
     "java_double_str",
     "n_rows",
     "param_vector",
+    "row_array",
+    "row_dense",
+    "row_dot",
+    "row_size",
+    "safe_exp",
     "sparse_rows",
+    "VECTOR_TYPES",
     "to_dense",
 ]
 
@@ -111,3 +121,69 @@ def java_double_str(x: float) -> str:
         power = len(ds) + int(exponent) - 1
         text = f"{ds[0]}.{ds[1:] or '0'}E{power}"
     return ("-" if x < 0 else "") + text
+
+
+# --- One-row values (the pipeline's row path) -----------------------------------------------------
+
+
+class SparseRow:
+    """One sparse vector: ``size`` plus sorted, unique ``indices`` and their ``values`` (plain lists)."""
+
+    __slots__ = ("indices", "size", "values")
+
+    def __init__(self, size: int, indices: list[int], values: list[float]) -> None:
+        self.size = size
+        self.indices = indices
+        self.values = values
+
+    def dense(self) -> list[float]:
+        out = [0.0] * self.size
+        for i, v in zip(self.indices, self.values, strict=True):
+            out[i] = v
+        return out
+
+    def __repr__(self) -> str:
+        return f"SparseRow({self.size}, {self.indices}, {self.values})"
+
+
+RowVector = list[float] | SparseRow
+"""A vector on the row path: a dense ``list[float]`` or a :class:`SparseRow`."""
+
+VECTOR_TYPES = (list, SparseRow)
+"""``isinstance`` check for a row-path vector (a tuple: cheaper per call than ``list | SparseRow``)."""
+NUMBER_TYPES = (float, int)
+"""``isinstance`` check for a row-path number (bool is an int, as numpy casts it)."""
+
+
+def row_size(v: RowVector) -> int:
+    return v.size if isinstance(v, SparseRow) else len(v)
+
+
+def row_dense(v: RowVector) -> list[float]:
+    """The vector as a dense list (the same list when it is already dense)."""
+    return v.dense() if isinstance(v, SparseRow) else v
+
+
+def row_array(v: Any) -> np.ndarray:
+    """A row-path vector as the ``(1, size)`` float64 array the frame path would return."""
+    if isinstance(v, SparseRow):
+        out = np.zeros((1, v.size), dtype=np.float64)
+        if v.indices:
+            out[0, v.indices] = v.values
+        return out
+    return np.array([v], dtype=np.float64)
+
+
+def row_dot(v: RowVector, weights: list[float]) -> float:
+    """``v · weights`` summed in index order (what scipy's CSR product does for a sparse row)."""
+    if isinstance(v, SparseRow):
+        return sum(map(operator.mul, v.values, map(weights.__getitem__, v.indices)), 0.0)
+    return sum(map(operator.mul, v, weights), 0.0)
+
+
+def safe_exp(x: float) -> float:
+    """``math.exp`` that overflows to +inf like numpy instead of raising."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf

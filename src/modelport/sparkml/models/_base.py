@@ -16,8 +16,9 @@ import scipy.sparse as sp
 from modelport.errors import InvalidInput, ModelLoadError
 from modelport.sparkml.reader import StageMeta
 from modelport.sparkml.stage import Frame, Stage
+from modelport.sparkml.vectors import VECTOR_TYPES, RowVector, row_size
 
-__all__ = ["PredictorStage", "first_row", "spark_argmax"]
+__all__ = ["PredictorStage", "first_row", "row_argmax", "spark_argmax"]
 
 
 def first_row(meta: StageMeta, sub: str = "data") -> dict[str, Any]:
@@ -43,6 +44,18 @@ def spark_argmax(values: np.ndarray) -> np.ndarray:
     # Spark starts from entry 0 and only moves on a strict '>', so a NaN first entry never loses.
     out[nan[:, 0]] = 0
     return out
+
+
+def row_argmax(values: list[float]) -> int:
+    """:func:`spark_argmax` for one row: the first maximum, moving on only on a strict '>' (NaN never wins)."""
+    if not values:
+        return -1
+    best, top = 0, values[0]
+    for i in range(1, len(values)):
+        v = values[i]
+        if v > top:
+            best, top = i, v
+    return best
 
 
 class PredictorStage(Stage):
@@ -117,6 +130,15 @@ class PredictorStage(Stage):
                 f"{self.meta.short_class} {self.meta.uid}: column '{name}' has vectors of size {x.shape[1]}, "
                 f"the model expects {self.num_features}"
             )
+        return x
+
+    def row_features(self, values: dict[str, Any]) -> RowVector | None:
+        """The features of one row, or None when the frame path must judge them (missing, not a vector, wrong size)."""
+        x = values.get(self.features_col)
+        if not isinstance(x, VECTOR_TYPES):
+            return None
+        if self.num_features >= 0 and row_size(x) != self.num_features:
+            return None
         return x
 
     def summary(self) -> str:

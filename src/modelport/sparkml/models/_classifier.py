@@ -10,14 +10,16 @@ from the raw column when produced (``raw2prediction``), else from the probabilit
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 
 from modelport.errors import ModelLoadError
-from modelport.sparkml.models._base import PredictorStage, spark_argmax
+from modelport.sparkml.models._base import PredictorStage, row_argmax, spark_argmax
 from modelport.sparkml.reader import StageMeta
-from modelport.sparkml.stage import Frame
+from modelport.sparkml.stage import Frame, RowStep
+from modelport.sparkml.vectors import RowVector
 
 __all__ = ["ClassifierStage", "ProbabilisticClassifierStage"]
 
@@ -73,6 +75,33 @@ class ClassifierStage(PredictorStage):
         if pred_col:
             frame[pred_col] = self.raw_to_prediction(raw) if raw is not None else self.predict(x)
 
+    # --- one row (the pipeline's row path): the same steps on plain lists ---------
+    def raw_row(self, x: RowVector) -> list[float]:
+        """:meth:`predict_raw` for one row."""
+        raise NotImplementedError
+
+    def raw_to_prediction_row(self, raw: list[float]) -> float:
+        return float(row_argmax(raw))
+
+    def predict_row(self, x: RowVector) -> float:
+        return self.raw_to_prediction_row(self.raw_row(x))
+
+    def row_step(self) -> RowStep | None:
+        return None if type(self).raw_row is ClassifierStage.raw_row else self.row
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_features(values)
+        if x is None:
+            return False
+        raw_col, pred_col = self.col("rawPredictionCol"), self.col("predictionCol")
+        raw = None
+        if raw_col:
+            raw = self.raw_row(x)
+            values[raw_col] = raw
+        if pred_col:
+            values[pred_col] = self.raw_to_prediction_row(raw) if raw is not None else self.predict_row(x)
+        return True
+
     def summary(self) -> str:
         return f"{self.num_features} features, {self.num_classes} classes"
 
@@ -103,6 +132,51 @@ class ProbabilisticClassifierStage(ClassifierStage):
         with np.errstate(divide="ignore", invalid="ignore"):
             scaled = np.where(t == 0.0, np.inf, prob / np.where(t == 0.0, 1.0, t))
         return spark_argmax(scaled).astype(np.float64)
+
+    def prob_row(self, raw: list[float]) -> list[float]:
+        """:meth:`raw_to_probability` for one row."""
+        raise NotImplementedError
+
+    def raw_to_prediction_row(self, raw: list[float]) -> float:
+        if self.thresholds is None:
+            return float(row_argmax(raw))
+        return self.probability_to_prediction_row(self.prob_row(raw))
+
+    def probability_to_prediction_row(self, prob: list[float]) -> float:
+        if self.thresholds is None:
+            return float(row_argmax(prob))
+        scaled = [math.inf if t == 0.0 else p / t for p, t in zip(prob, self.thresholds.tolist(), strict=True)]
+        return float(row_argmax(scaled))
+
+    def row_step(self) -> RowStep | None:
+        if type(self).prob_row is ProbabilisticClassifierStage.prob_row:
+            return None
+        return super().row_step()
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_features(values)
+        if x is None:
+            return False
+        raw_col, prob_col, pred_col = (
+            self.col("rawPredictionCol"),
+            self.col("probabilityCol"),
+            self.col("predictionCol"),
+        )
+        raw = prob = None
+        if raw_col:
+            raw = self.raw_row(x)
+            values[raw_col] = raw
+        if prob_col:
+            prob = self.prob_row(raw if raw is not None else self.raw_row(x))
+            values[prob_col] = prob
+        if pred_col:
+            if raw is not None:
+                values[pred_col] = self.raw_to_prediction_row(raw)
+            elif prob is not None:
+                values[pred_col] = self.probability_to_prediction_row(prob)
+            else:
+                values[pred_col] = self.predict_row(x)
+        return True
 
     def transform(self, frame: Frame) -> None:
         x = self.features(frame)

@@ -19,6 +19,7 @@ from modelport.sparkml.models._base import PredictorStage, first_row
 from modelport.sparkml.models._classifier import ClassifierStage
 from modelport.sparkml.reader import StageMeta, dense_vector
 from modelport.sparkml.stage import Frame, register
+from modelport.sparkml.vectors import NUMBER_TYPES, RowVector, row_dot
 
 __all__ = ["GeneralizedLinearRegressionModel", "LinearRegressionModel", "LinearSVCModel"]
 
@@ -38,6 +39,7 @@ class _Linear(PredictorStage):
     def __init__(self, meta: StageMeta) -> None:
         super().__init__(meta)
         self.beta, self.b = _coefficients(meta)
+        self.beta_list: list[float] = self.beta.tolist()
         self.num_features = len(self.beta)
 
     def margin(self, x: Any) -> np.ndarray:
@@ -53,6 +55,15 @@ class LinearRegressionModel(_Linear):
         if col:
             frame[col] = self.margin(self.features(frame))
 
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_features(values)
+        if x is None:
+            return False
+        col = self.col("predictionCol")
+        if col:
+            values[col] = row_dot(x, self.beta_list) + self.b
+        return True
+
 
 @register
 class LinearSVCModel(ClassifierStage):
@@ -63,6 +74,7 @@ class LinearSVCModel(ClassifierStage):
     def __init__(self, meta: StageMeta) -> None:
         super().__init__(meta)
         self.beta, self.b = _coefficients(meta)
+        self.beta_list: list[float] = self.beta.tolist()
         self.num_features = len(self.beta)
         self.num_classes = 2
         self.threshold = float(meta.get("threshold", 0.0))
@@ -74,6 +86,13 @@ class LinearSVCModel(ClassifierStage):
 
     def raw_to_prediction(self, raw: np.ndarray) -> np.ndarray:
         return (raw[:, 1] > self.threshold).astype(np.float64)
+
+    def raw_row(self, x: RowVector) -> list[float]:
+        m = row_dot(x, self.beta_list) + self.b
+        return [-m, m]
+
+    def raw_to_prediction_row(self, raw: list[float]) -> float:
+        return 1.0 if raw[1] > self.threshold else 0.0
 
     def summary(self) -> str:
         return f"{self.num_features} features, threshold {self.threshold:g}"
@@ -194,6 +213,24 @@ class GeneralizedLinearRegressionModel(_Linear):
                 frame[col] = self.project(self.unlink(eta))
         if self.link_col:
             frame[self.link_col] = eta
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_features(values)
+        if x is None:
+            return False
+        eta = row_dot(x, self.beta_list) + self.b
+        if self.offset_col:
+            offset = values.get(self.offset_col)
+            if not isinstance(offset, NUMBER_TYPES):
+                return False
+            eta = eta + float(offset)
+        col = self.col("predictionCol")
+        if col:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                values[col] = float(self.project(self.unlink(np.array([eta])))[0])
+        if self.link_col:
+            values[self.link_col] = eta
+        return True
 
     def summary(self) -> str:
         offset = f", offset {self.offset_col}" if self.offset_col else ""

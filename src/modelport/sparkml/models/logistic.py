@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ModelLoadError
-from modelport.sparkml.models._base import first_row, spark_argmax
+from modelport.sparkml.models._base import first_row, row_argmax, spark_argmax
 from modelport.sparkml.models._classifier import ProbabilisticClassifierStage
 from modelport.sparkml.reader import StageMeta, dense_vector, matrix
 from modelport.sparkml.stage import register
+from modelport.sparkml.vectors import RowVector, row_dot, safe_exp
 
 __all__ = ["LogisticRegressionModel"]
 
@@ -58,6 +59,13 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
             self.b = float(intercept[0])
         self.check_thresholds()
         self.threshold = self._threshold(meta) if not self.multinomial else math.nan
+        # The row path's copies: plain lists, and the binomial cut on the margin.
+        self.coef_rows: list[list[float]] = self.coef.tolist()
+        self.intercepts: list[float] = self.intercept.tolist()
+        t = self.threshold
+        cols = (self.col("rawPredictionCol"), self.col("probabilityCol"), self.col("predictionCol"))
+        self.all_cols = cols if all(cols) else None
+        self.cut = -math.inf if t == 0.0 else math.inf if t == 1.0 else math.log(t / (1.0 - t)) if t == t else math.nan
 
     def _threshold(self, meta: StageMeta) -> float:
         """Spark's ``getThreshold``, including ``checkThresholdConsistency``."""
@@ -105,6 +113,71 @@ class LogisticRegressionModel(ProbabilisticClassifierStage):
                 prob[inf] = 0.0
                 prob[np.flatnonzero(inf), idx[inf]] = 1.0
             return prob
+
+    def row(self, values: dict[str, Any]) -> bool:
+        if not self.all_cols or (self.multinomial and self.thresholds is not None):
+            return super().row(values)
+        # all three outputs (the usual case), inline: the same steps as the generic flow
+        x = self.row_features(values)
+        if x is None:
+            return False
+        raw_col, prob_col, pred_col = self.all_cols
+        if self.multinomial:
+            raw = [row_dot(x, w) + b for w, b in zip(self.coef_rows, self.intercepts, strict=True)]
+            values[raw_col] = raw
+            if any(map(math.isnan, raw)):
+                values[prob_col] = self.prob_row(raw)
+                values[pred_col] = float(row_argmax(raw))
+                return True
+            top = max(raw)  # no NaN: the max, and index() finds its first position as argmax does
+            e = [safe_exp(r - top) for r in raw] if top > 0.0 else [safe_exp(r) for r in raw]
+            if top == math.inf:
+                values[prob_col] = self.prob_row(raw)
+            else:
+                inv = 1.0 / sum(e)
+                values[prob_col] = [v * inv for v in e]
+            values[pred_col] = float(raw.index(top))
+            return True
+        m = row_dot(x, self.coef_rows[0]) + self.b
+        values[raw_col] = [-m, m]
+        values[prob_col] = [1.0 / (1.0 + safe_exp(m)), 1.0 / (1.0 + safe_exp(-m))]
+        values[pred_col] = 1.0 if m > self.cut else 0.0
+        return True
+
+    def raw_row(self, x: RowVector) -> list[float]:
+        if self.multinomial:
+            return [row_dot(x, w) + b for w, b in zip(self.coef_rows, self.intercepts, strict=True)]
+        m = row_dot(x, self.coef_rows[0]) + self.b
+        return [-m, m]
+
+    def prob_row(self, raw: list[float]) -> list[float]:
+        if not self.multinomial:
+            return [1.0 / (1.0 + safe_exp(-r)) for r in raw]
+        top = raw[row_argmax(raw)]  # the max, or raw[0] when that is NaN (as the frame path picks it)
+        shift = top if top != top or top > 0.0 else 0.0
+        e = [safe_exp(r - shift) for r in raw]
+        inv = 1.0 / sum(e)
+        if top == math.inf:
+            prob = [0.0] * len(raw)
+            prob[row_argmax(raw)] = 1.0
+            return prob
+        return [v * inv for v in e]
+
+    def raw_to_prediction_row(self, raw: list[float]) -> float:
+        if self.multinomial:
+            return super().raw_to_prediction_row(raw)
+        return 1.0 if raw[1] > self.cut else 0.0
+
+    def probability_to_prediction_row(self, prob: list[float]) -> float:
+        if self.multinomial:
+            return super().probability_to_prediction_row(prob)
+        return 1.0 if prob[1] > self.threshold else 0.0
+
+    def predict_row(self, x: RowVector) -> float:
+        if self.multinomial:
+            return super().predict_row(x)
+        score = 1.0 / (1.0 + safe_exp(-(row_dot(x, self.coef_rows[0]) + self.b)))
+        return 1.0 if score > self.threshold else 0.0
 
     def _binomial_from_raw(self, raw: np.ndarray) -> np.ndarray:
         t = self.threshold

@@ -16,6 +16,7 @@ sums each tree's normalised leaf counts; probabilities normalise raw. GBT: margi
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from modelport.sparkml.models._base import PredictorStage
 from modelport.sparkml.models._classifier import ProbabilisticClassifierStage
 from modelport.sparkml.reader import StageMeta, read_data
 from modelport.sparkml.stage import Frame, register
+from modelport.sparkml.vectors import RowVector, SparseRow, safe_exp
 
 __all__ = [
     "DecisionTreeClassificationModel",
@@ -156,6 +158,45 @@ class _Forest:
         self.used = used if used.size else np.zeros(1, dtype=np.intp)
         self.compact_feat = np.searchsorted(self.used, self.feat).astype(np.intp)
         self.compact_feat[~internal] = 0
+        # The row path walks the same tables as Python lists.
+        self._row_tables = (
+            self.roots.tolist(),
+            self.feat.tolist(),
+            self.thr.tolist(),
+            self.left.tolist(),
+            self.right.tolist(),
+            self.cat_row.tolist(),
+            [frozenset(np.flatnonzero(r).tolist()) for r in self.cat_table],
+            self.cat_other_left.tolist(),
+        )
+        self.prediction_list: list[float] = self.prediction.tolist()
+        self.impurity_list: list[float] = self.impurity.tolist()
+        self.stats_list: list[list[float]] = self.stats.tolist()
+
+    def leaves_row(self, x: RowVector) -> list[int]:
+        """:meth:`leaves` for one row: the leaf id reached in each tree, in tree order."""
+        roots, feat, thr, left, right, cat_row, cat_left, other_left = self._row_tables
+        if isinstance(x, SparseRow):
+            sparse = dict(zip(x.indices, x.values, strict=True))
+            get = sparse.get
+            xs: Any = None
+        else:
+            xs = x
+        width = self.cat_width
+        out = []
+        for g in roots:
+            while left[g] != g:
+                f = feat[g]
+                v = xs[f] if xs is not None else get(f, 0.0)
+                r = cat_row[g]
+                if r < 0:
+                    g = left[g] if v <= thr[g] else right[g]
+                elif 0 <= v < width and v == math.floor(v):
+                    g = left[g] if int(v) in cat_left[r] else right[g]
+                else:
+                    g = left[g] if other_left[r] else right[g]
+            out.append(g)
+        return out
 
     def leaves(self, x: Any) -> np.ndarray:
         """``(rows, trees)`` global ids of the leaf each row reaches in each tree."""
@@ -217,6 +258,10 @@ class _TreeClassifier(ProbabilisticClassifierStage):
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total != 0, raw / np.where(total != 0, total, 1.0), raw)
 
+    def prob_row(self, raw: list[float]) -> list[float]:
+        total = sum(raw, 0.0)
+        return [v / total for v in raw] if total != 0 else list(raw)
+
     def summary(self) -> str:
         f = self.forest
         return f"{f.n_trees} trees, depth {f.depth}, " + super().summary()
@@ -239,6 +284,12 @@ class DecisionTreeClassificationModel(_TreeClassifier):
     def predict(self, x: Any) -> np.ndarray:
         return self.forest.prediction[self.forest.leaves(x)[:, 0]]
 
+    def raw_row(self, x: RowVector) -> list[float]:
+        return list(self.forest.stats_list[self.forest.leaves_row(x)[0]])
+
+    def predict_row(self, x: RowVector) -> float:
+        return self.forest.prediction_list[self.forest.leaves_row(x)[0]]
+
 
 @register
 class RandomForestClassificationModel(_TreeClassifier):
@@ -255,6 +306,15 @@ class RandomForestClassificationModel(_TreeClassifier):
         # Each tree votes with its leaf's counts divided by their (sequential) sum; empty leaves abstain.
         total = np.cumsum(stats, axis=1)[:, -1:] if stats.shape[1] else np.zeros((len(stats), 1))
         self.votes = np.where(total != 0, stats / np.where(total != 0, total, 1.0), 0.0)
+        self.votes_list: list[list[float]] = self.votes.tolist()
+
+    def raw_row(self, x: RowVector) -> list[float]:
+        votes = self.votes_list
+        leaves = self.forest.leaves_row(x)
+        acc = list(votes[leaves[0]])
+        for g in leaves[1:]:
+            acc = [a + b for a, b in zip(acc, votes[g], strict=True)]
+        return acc
 
     def predict_raw(self, x: Any) -> np.ndarray:
         leaves = self.forest.leaves(x)
@@ -276,6 +336,7 @@ class GBTClassificationModel(ProbabilisticClassifierStage):
         self.num_classes = 2
         self.forest = _Forest(meta, _tree_rows(meta, True), self.num_features)
         self.weights = _tree_weights(meta, self.forest.n_trees)
+        self.weights_list: list[float] = self.weights.tolist()
         self.check_thresholds()
 
     def margin(self, x: Any) -> np.ndarray:
@@ -297,6 +358,27 @@ class GBTClassificationModel(ProbabilisticClassifierStage):
             return super().predict(x)
         return (self.margin(x) > 0.0).astype(np.float64)
 
+    def margin_row(self, x: RowVector) -> float:
+        pred = self.forest.prediction_list
+        leaves = self.forest.leaves_row(x)
+        total = self.weights_list[0] * pred[leaves[0]]
+        for w, g in zip(self.weights_list[1:], leaves[1:], strict=True):
+            total += w * pred[g]
+        return total
+
+    def raw_row(self, x: RowVector) -> list[float]:
+        m = self.margin_row(x)
+        return [-m, m]
+
+    def prob_row(self, raw: list[float]) -> list[float]:
+        p0 = 1.0 / (1.0 + safe_exp(-2.0 * raw[0]))
+        return [p0, 1.0 - p0]
+
+    def predict_row(self, x: RowVector) -> float:
+        if self.thresholds is not None:
+            return super().predict_row(x)
+        return 1.0 if self.margin_row(x) > 0.0 else 0.0
+
     def summary(self) -> str:
         return f"{self.forest.n_trees} trees, depth {self.forest.depth}, " + super().summary()
 
@@ -317,6 +399,23 @@ class _TreeRegressor(PredictorStage):
         col = self.col("predictionCol")
         if col:
             frame[col] = self.predict(self.features(frame))
+
+    def predict_row(self, leaves: list[int]) -> float:
+        """The prediction from the leaf each tree reached (tree order)."""
+        raise NotImplementedError
+
+    def row(self, values: dict[str, Any]) -> bool:
+        x = self.row_features(values)
+        if x is None:
+            return False
+        leaves = self.forest.leaves_row(x)
+        col = self.col("predictionCol")
+        if col:
+            values[col] = self.predict_row(leaves)
+        var_col = self.col("varianceCol")
+        if var_col:
+            values[var_col] = self.forest.impurity_list[leaves[0]]
+        return True
 
     def summary(self) -> str:
         return f"{self.forest.n_trees} trees, depth {self.forest.depth}, {self.num_features} features"
@@ -343,6 +442,9 @@ class DecisionTreeRegressionModel(_TreeRegressor):
         if var_col:
             frame[var_col] = self.forest.impurity[leaves]
 
+    def predict_row(self, leaves: list[int]) -> float:
+        return self.forest.prediction_list[leaves[0]]
+
 
 @register
 class RandomForestRegressionModel(_TreeRegressor):
@@ -355,6 +457,13 @@ class RandomForestRegressionModel(_TreeRegressor):
         out: np.ndarray = self.forest.prediction[leaves.T].sum(axis=0) / self.forest.n_trees
         return out
 
+    def predict_row(self, leaves: list[int]) -> float:
+        pred = self.forest.prediction_list
+        total = pred[leaves[0]]
+        for g in leaves[1:]:
+            total += pred[g]
+        return total / self.forest.n_trees
+
 
 @register
 class GBTRegressionModel(_TreeRegressor):
@@ -365,8 +474,16 @@ class GBTRegressionModel(_TreeRegressor):
     def __init__(self, meta: StageMeta) -> None:
         super().__init__(meta)
         self.weights = _tree_weights(meta, self.forest.n_trees)
+        self.weights_list: list[float] = self.weights.tolist()
 
     def predict(self, x: Any) -> np.ndarray:
         leaves = self.forest.leaves(x)
         out: np.ndarray = (self.weights[:, None] * self.forest.prediction[leaves.T]).sum(axis=0)
         return out
+
+    def predict_row(self, leaves: list[int]) -> float:
+        pred, weights = self.forest.prediction_list, self.weights_list
+        total = weights[0] * pred[leaves[0]]
+        for w, g in zip(weights[1:], leaves[1:], strict=True):
+            total += w * pred[g]
+        return total

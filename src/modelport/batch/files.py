@@ -9,6 +9,7 @@ Outputs go to a temporary name beside the target and are renamed on success.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -219,10 +220,22 @@ def _raw_batches(file: InputFile, batch_size: int, schema: pa.Schema, wanted: li
     if file.format == "parquet":
         import pyarrow.parquet as pq
 
-        with file.fs.open(file.path, "rb") as fh:
-            pf = pq.ParquetFile(fh)
+        # One row group at a time: a reader pre-buffers the byte ranges of the row groups it is asked
+        # for and keeps them until it is dropped, so one reader over the whole file held every row
+        # group it had read (peak RSS grew with the file: +150 MiB over 1M rows). Pre-buffering
+        # (coalesced reads) pays off on object stores; a local file is opened by Arrow itself,
+        # without pre-buffering, so its reads run without the GIL and without Python file objects.
+        local = _protocol(file.fs) in ("file", "local")
+        with contextlib.ExitStack() as stack:
+            if local:
+                from pyarrow.fs import LocalFileSystem
+
+                pf = stack.enter_context(pq.ParquetFile(file.path, pre_buffer=False, filesystem=LocalFileSystem()))
+            else:
+                pf = pq.ParquetFile(stack.enter_context(file.fs.open(file.path, "rb")), pre_buffer=True)
             _check_columns(file, pf.schema_arrow, wanted)
-            yield from pf.iter_batches(batch_size=batch_size, columns=wanted)
+            for group in range(pf.num_row_groups):
+                yield from pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=wanted)
         return
     with _open(file) as fh:
         # Every block is read with the first file's types, so that a column that looks like

@@ -1,11 +1,14 @@
-"""Batch scoring benchmark (not a test): one run, printed as a Markdown table.
+"""Batch scoring benchmark (not a test), printed as Markdown tables.
 
     python benchmarks/batch.py                    # everything: score vs loop, memory, Spark
-    python benchmarks/batch.py --rows 500000 --skip-spark
+    python benchmarks/batch.py --rows 1000000 --skip-spark --models logistic --skip-memory
+
+Score vs loop and the memory runs each take the median of ``--rounds`` interleaved rounds, every
+run in a fresh interpreter (a busy spell on a shared machine then hits every side alike).
 
 1. rows/s of ``modelport score`` on a Parquet file vs the in-process ``Model.predict``
    loop over the same file (target: >= 0.8x);
-2. peak RSS of ``modelport score`` on files 1x, 10x and 20x larger than ``--batch-size``
+2. peak RSS of ``modelport score`` on files 1x, 2x, 10x and 20x larger than ``--memory-batch``
    rows (bounded memory: it should stay flat);
 3. ``modelport.spark.predict`` vs ``mlflow.pyfunc.spark_udf`` on the same scikit-learn
    model and data on local[2] (target: >= 1.5x). mlflow goes into its own venv
@@ -214,21 +217,37 @@ def section_score(work: Path, rows: int, batch_size: int, models: dict[str, Path
     return lines
 
 
-def section_memory(work: Path, batch_size: int, models: dict[str, Path]) -> list[str]:
+def section_memory(work: Path, batch_size: int, models: dict[str, Path], rounds: int) -> list[str]:
+    """Peak RSS of ``modelport score`` on files 1x, 2x, 10x and 20x ``batch_size`` rows (median of rounds)."""
+    import pyarrow.parquet as pq
+
+    mults = (1, 2, 10, 20)
+    files = {}
+    for mult in mults:
+        files[mult] = work / f"mem{mult}.parquet"
+        make_data(files[mult], batch_size * mult, seed=mult)
+    got: dict[int, list[dict[str, float]]] = {m: [] for m in mults}
+    for _ in range(rounds):
+        for mult in mults:
+            got[mult].append(run_score(models["logistic"], files[mult], work / "mem_out.parquet", batch_size, 1))
     lines = [
-        f"### Peak RSS of `modelport score` (batch {batch_size:,} rows, workers=1, logistic model)",
+        f"### Peak RSS of `modelport score` (batch {batch_size:,} rows, workers=1, logistic model, "
+        f"median of {rounds} rounds)",
         "",
-        "| rows in file | x batch size | peak RSS MiB | wall s |",
-        "| ---: | ---: | ---: | ---: |",
+        "| rows in file | x batch size | input row groups | peak RSS MiB | vs 1x | runs MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for mult in (1, 10, 20):
-        rows = batch_size * mult
-        data = work / f"mem{mult}.parquet"
-        make_data(data, rows, seed=mult)
-        r = run_score(models["logistic"], data, work / f"mem{mult}_out.parquet", batch_size, 1)
-        lines.append(f"| {rows:,} | {mult} | {r['rss_mib']:.0f} | {r['wall_s']:.1f} |")
+    base = _median([r["rss_mib"] for r in got[1]])
+    for mult in mults:
+        rss = [r["rss_mib"] for r in got[mult]]
+        groups = pq.ParquetFile(files[mult]).metadata.num_row_groups
+        lines.append(
+            f"| {batch_size * mult:,} | {mult} | {groups} | {_median(rss):.0f} | {_median(rss) - base:+.0f} "
+            f"| {', '.join(f'{x:.0f}' for x in rss)} |"
+        )
         print(lines[-1], flush=True)
-        data.unlink()
+    for f in files.values():
+        f.unlink()
     return [*lines, ""]
 
 
@@ -427,6 +446,7 @@ def main() -> None:
     parser.add_argument("--mlflow-venv", default=str(ROOT / ".bench" / "mlflow-venv"))
     parser.add_argument("--models", default="logistic,forest", help="models for score vs loop (comma-separated)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-score", action="store_true", help="no score vs loop (memory and Spark only)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of score vs loop (median)")
     parser.add_argument("--spark-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--loop-child", action="store_true", help=argparse.SUPPRESS)
@@ -449,9 +469,10 @@ def main() -> None:
         out: list[str] = []
         if not args.only_spark:
             chosen = {n: models[n] for n in args.models.split(",")}
-            out += section_score(work, args.rows, args.batch_size, chosen, args.rounds)
+            if not args.skip_score:
+                out += section_score(work, args.rows, args.batch_size, chosen, args.rounds)
             if not args.skip_memory:
-                out += section_memory(work, args.memory_batch, models)
+                out += section_memory(work, args.memory_batch, models, args.rounds)
         if not args.skip_spark:
             out += section_spark(work, args.spark_rows, models, Path(args.mlflow_venv))
         print("\n".join(out))

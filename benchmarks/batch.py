@@ -1,11 +1,14 @@
-"""Batch scoring benchmark (not a test): one run, printed as a Markdown table.
+"""Batch scoring benchmark (not a test), printed as Markdown tables.
 
     python benchmarks/batch.py                    # everything: score vs loop, memory, Spark
-    python benchmarks/batch.py --rows 500000 --skip-spark
+    python benchmarks/batch.py --rows 1000000 --skip-spark --models logistic --skip-memory
+
+Score vs loop and the memory runs each take the median of ``--rounds`` interleaved rounds, every
+run in a fresh interpreter (a busy spell on a shared machine then hits every side alike).
 
 1. rows/s of ``modelport score`` on a Parquet file vs the in-process ``Model.predict``
    loop over the same file (target: >= 0.8x);
-2. peak RSS of ``modelport score`` on files 1x, 10x and 20x larger than ``--batch-size``
+2. peak RSS of ``modelport score`` on files 1x, 2x, 10x and 20x larger than ``--memory-batch``
    rows (bounded memory: it should stay flat);
 3. ``modelport.spark.predict`` vs ``mlflow.pyfunc.spark_udf`` on the same scikit-learn
    model and data on local[2] (target: >= 1.5x). mlflow goes into its own venv
@@ -83,8 +86,15 @@ def fit_models(root: Path) -> dict[str, Path]:
     return out
 
 
-def in_process_loop(model_path: Path, data: Path, batch_size: int) -> float:
-    """The reference: read the Parquet file batch by batch and call Model.predict; rows/s."""
+def in_process_loop(model_path: Path, data: Path, batch_size: int, out: Path | None) -> float:
+    """The reference, written the plain way: read Parquet batches, ``Model.predict``, collect; rows/s.
+
+    With ``out`` it also writes what ``modelport score --keep id`` writes (``id``, ``predict``,
+    ``predict_proba`` as a list column) with one ``pq.ParquetWriter`` on the same thread, with the
+    writer settings ``modelport score`` uses (no dictionary for numbers, snappy): the same work
+    and the same file, so the ratio measures modelport's overhead and not a different job.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(SRC))
@@ -93,11 +103,37 @@ def in_process_loop(model_path: Path, data: Path, batch_size: int) -> float:
     model = load_model(model_path)
     pf = pq.ParquetFile(data)
     rows = 0
+    writer = None
     start = time.perf_counter()
-    for batch in pf.iter_batches(batch_size=batch_size, columns=FEATURES):
-        model.predict({f: batch.column(i).to_numpy() for i, f in enumerate(FEATURES)})
+    for batch in pf.iter_batches(batch_size=batch_size, columns=["id", *FEATURES]):
+        pred = model.predict({f: batch.column(i + 1).to_numpy() for i, f in enumerate(FEATURES)})
         rows += batch.num_rows
+        if out is None:
+            continue
+        proba = pred["predict_proba"]
+        n, width = proba.shape
+        offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+        table = pa.table(
+            {
+                "id": batch.column(0),
+                "predict": pa.array(pred["predict"]),
+                "predict_proba": pa.ListArray.from_arrays(offsets, pa.array(proba.reshape(-1))),
+            }
+        )
+        if writer is None:
+            writer = pq.ParquetWriter(out, table.schema, use_dictionary=False, compression="snappy")
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
     return rows / (time.perf_counter() - start)
+
+
+def run_loop(model_path: Path, data: Path, batch_size: int, out: Path | None) -> float:
+    """``in_process_loop`` in a fresh interpreter, as ``modelport score`` runs in one: rows/s."""
+    cmd = [sys.executable, __file__, "--loop-child", "--model", str(model_path), "--data", str(data)]
+    cmd += ["--batch-size", str(batch_size)] + (["--out", str(out)] if out is not None else [])
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=True)
+    return float(res.stdout.strip().splitlines()[-1])
 
 
 def run_score(model_path: Path, data: Path, out: Path, batch_size: int, workers: int) -> dict[str, float]:
@@ -136,48 +172,82 @@ def run_score(model_path: Path, data: Path, out: Path, batch_size: int, workers:
     return {"wall_s": info["wall"], "rss_mib": info["rss_kib"] / 1024, "own_rows_s": rate}
 
 
-def section_score(work: Path, rows: int, batch_size: int, models: dict[str, Path]) -> list[str]:
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def section_score(work: Path, rows: int, batch_size: int, models: dict[str, Path], rounds: int) -> list[str]:
+    import pyarrow.parquet as pq
+
     data = work / "wine.parquet"
     make_data(data, rows)
     lines = [
-        f"### `modelport score` vs in-process predict loop ({rows:,} rows Parquet, batch {batch_size:,})",
+        f"### `modelport score` vs in-process loop ({rows:,} rows Parquet, batch {batch_size:,}, "
+        f"median of {rounds} interleaved rounds)",
         "",
-        "| model | in-process loop rows/s | score rows/s (workers=1) | score rows/s (workers=2) | best ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| model | loop, predict only | loop + same output file | score workers=1 | score workers=2 "
+        "| best score / loop+write | best score / predict only |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, path in models.items():
-        loop = in_process_loop(path, data, batch_size)
-        one = run_score(path, data, work / "out1.parquet", batch_size, 1)
-        two = run_score(path, data, work / "out2.parquet", batch_size, 2)
-        best = max(one["own_rows_s"], two["own_rows_s"])
+        got: dict[str, list[float]] = {"predict": [], "write": [], "one": [], "two": []}
+        for _ in range(rounds):  # interleaved, so a busy spell on the machine hits every side alike
+            got["predict"].append(run_loop(path, data, batch_size, None))
+            got["write"].append(run_loop(path, data, batch_size, work / "loop.parquet"))
+            got["one"].append(run_score(path, data, work / "out1.parquet", batch_size, 1)["own_rows_s"])
+            got["two"].append(run_score(path, data, work / "out2.parquet", batch_size, 2)["own_rows_s"])
+        if not pq.read_table(work / "loop.parquet").equals(pq.read_table(work / "out1.parquet")):
+            raise RuntimeError(f"{name}: the loop's output differs from modelport score's: not the same work")
+        m = {k: _median(v) for k, v in got.items()}
+        best = max(m["one"], m["two"])
         lines.append(
-            f"| {name} | {loop:,.0f} | {one['own_rows_s']:,.0f} | {two['own_rows_s']:,.0f} | {best / loop:.2f}x |"
+            f"| {name} | {m['predict']:,.0f} | {m['write']:,.0f} | {m['one']:,.0f} | {m['two']:,.0f} "
+            f"| {best / m['write']:.2f}x | {best / m['predict']:.2f}x |"
         )
         print(lines[-1], flush=True)
+        print(f"  rounds: { {k: [round(x) for x in v] for k, v in got.items()} }", flush=True)
     lines += [
         "",
-        "score rows/s is the command's own figure (read + validate + predict + write, model load excluded);"
-        " the loop only reads and predicts.",
+        "Every figure comes from a fresh interpreter and excludes model loading. score rows/s is the command's"
+        " own figure (read + validate + predict + write, after its workers are up). The loop reads the same"
+        " columns and calls Model.predict; '+ same output file' also builds and writes the file score writes"
+        " (checked equal).",
         "",
     ]
     return lines
 
 
-def section_memory(work: Path, batch_size: int, models: dict[str, Path]) -> list[str]:
+def section_memory(work: Path, batch_size: int, models: dict[str, Path], rounds: int) -> list[str]:
+    """Peak RSS of ``modelport score`` on files 1x, 2x, 10x and 20x ``batch_size`` rows (median of rounds)."""
+    import pyarrow.parquet as pq
+
+    mults = (1, 2, 10, 20)
+    files = {}
+    for mult in mults:
+        files[mult] = work / f"mem{mult}.parquet"
+        make_data(files[mult], batch_size * mult, seed=mult)
+    got: dict[int, list[dict[str, float]]] = {m: [] for m in mults}
+    for _ in range(rounds):
+        for mult in mults:
+            got[mult].append(run_score(models["logistic"], files[mult], work / "mem_out.parquet", batch_size, 1))
     lines = [
-        f"### Peak RSS of `modelport score` (batch {batch_size:,} rows, workers=1, logistic model)",
+        f"### Peak RSS of `modelport score` (batch {batch_size:,} rows, workers=1, logistic model, "
+        f"median of {rounds} rounds)",
         "",
-        "| rows in file | x batch size | peak RSS MiB | wall s |",
-        "| ---: | ---: | ---: | ---: |",
+        "| rows in file | x batch size | input row groups | peak RSS MiB | vs 1x | runs MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for mult in (1, 10, 20):
-        rows = batch_size * mult
-        data = work / f"mem{mult}.parquet"
-        make_data(data, rows, seed=mult)
-        r = run_score(models["logistic"], data, work / f"mem{mult}_out.parquet", batch_size, 1)
-        lines.append(f"| {rows:,} | {mult} | {r['rss_mib']:.0f} | {r['wall_s']:.1f} |")
+    base = _median([r["rss_mib"] for r in got[1]])
+    for mult in mults:
+        rss = [r["rss_mib"] for r in got[mult]]
+        groups = pq.ParquetFile(files[mult]).metadata.num_row_groups
+        lines.append(
+            f"| {batch_size * mult:,} | {mult} | {groups} | {_median(rss):.0f} | {_median(rss) - base:+.0f} "
+            f"| {', '.join(f'{x:.0f}' for x in rss)} |"
+        )
         print(lines[-1], flush=True)
-        data.unlink()
+    for f in files.values():
+        f.unlink()
     return [*lines, ""]
 
 
@@ -374,7 +444,13 @@ def main() -> None:
     parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--only-spark", action="store_true")
     parser.add_argument("--mlflow-venv", default=str(ROOT / ".bench" / "mlflow-venv"))
+    parser.add_argument("--models", default="logistic,forest", help="models for score vs loop (comma-separated)")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-score", action="store_true", help="no score vs loop (memory and Spark only)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of score vs loop (median)")
     parser.add_argument("--spark-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--loop-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -382,14 +458,21 @@ def main() -> None:
     if args.spark_child:
         spark_child(args)
         return
+    if args.loop_child:
+        out = Path(args.out) if args.out else None
+        print(in_process_loop(Path(args.model), Path(args.data), args.batch_size, out), flush=True)
+        return
     with tempfile.TemporaryDirectory(prefix="modelport-bench-") as tmp:
         work = Path(tmp)
         models = fit_models(work)
         print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}", flush=True)
         out: list[str] = []
         if not args.only_spark:
-            out += section_score(work, args.rows, args.batch_size, models)
-            out += section_memory(work, args.memory_batch, models)
+            chosen = {n: models[n] for n in args.models.split(",")}
+            if not args.skip_score:
+                out += section_score(work, args.rows, args.batch_size, chosen, args.rounds)
+            if not args.skip_memory:
+                out += section_memory(work, args.memory_batch, models, args.rounds)
         if not args.skip_spark:
             out += section_spark(work, args.spark_rows, models, Path(args.mlflow_venv))
         print("\n".join(out))

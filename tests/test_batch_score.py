@@ -279,6 +279,48 @@ def test_a_failure_mid_file_leaves_no_file_that_looks_complete(models: dict[str,
         score_files(str(models["iris"]), [str(src)], str(out), batch_size=32, workers=1)
     assert out.read_bytes() == b"yesterday's output"  # untouched: the new file was never renamed into place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.parquet", "t.parquet"]
+    assert _reader_threads() == []  # the read-ahead thread stopped with the run
+
+
+def _reader_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "modelport-reader"]
+
+
+def test_a_read_error_in_a_later_file_fails_naming_it(models: dict[str, Path], tmp_path: Path) -> None:
+    # The next batch is read on a thread while the current one is scored; its errors still surface
+    # in the run, with the file and column named, and leave no output behind.
+    table = bm.iris_frame()
+    folder = tmp_path / "day"
+    folder.mkdir()
+    bm.write(table.slice(0, 100), folder / "part-0.parquet")
+    bad = table.slice(100).set_column(1, "sepal_length", pa.array(["wide"] * 50))
+    bm.write(bad, folder / "part-1.parquet")
+    out = tmp_path / "scored.parquet"
+    with pytest.raises(ConfigError) as info:
+        score_files(str(models["iris"]), [str(folder)], str(out), batch_size=32, workers=1)
+    assert "part-1.parquet: column 'sepal_length' has type string, not double as in the first file" in str(info.value)
+    assert not out.exists()
+    assert _reader_threads() == []
+
+
+def test_read_ahead_holds_at_most_one_batch_beyond_the_one_being_scored() -> None:
+    from modelport.batch.score import _Prefetch
+
+    pulled = 0
+
+    def source() -> Any:
+        nonlocal pulled
+        for i in range(10):
+            pulled += 1
+            yield None, i
+
+    with _Prefetch(source()) as batches:
+        for taken, (_, i) in enumerate(batches, start=1):
+            assert i == taken - 1
+            assert pulled <= taken + 1
+    assert pulled == 10
 
 
 @pytest.mark.slow
@@ -304,6 +346,22 @@ def test_batches_are_bounded_by_batch_size(models: dict[str, Path], tmp_path: Pa
         sizes = [b.num_rows for _, b in read_batches(files, 64, schema_of(files[0]))]
         assert sum(sizes) == 1500 and max(sizes) == 64, fmt
         assert all(s == 64 for s in sizes[:-1])
+
+
+def test_parquet_row_groups_unaligned_with_batches_read_in_order(tmp_path: Path) -> None:
+    # Parquet is read one row group at a time; batches still come out exactly --batch-size rows
+    # long and in file order when row groups (70 rows) do not line up with batches (64).
+    from modelport.batch.files import expand_inputs, read_batches, schema_of
+
+    table = pa.concat_tables([bm.iris_frame()] * 10)
+    table = table.set_column(0, "id", pa.array(np.arange(table.num_rows)))
+    src = tmp_path / "t.parquet"
+    pq.write_table(table, src, row_group_size=70)
+    assert pq.ParquetFile(src).num_row_groups == 22
+    files = expand_inputs([str(src)])
+    batches = [b for _, b in read_batches(files, 64, schema_of(files[0]))]
+    assert [b.num_rows for b in batches] == [64] * 23 + [28]
+    assert pa.Table.from_batches(batches).equals(table)
 
 
 @pytest.mark.slow

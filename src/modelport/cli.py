@@ -436,7 +436,12 @@ def _split_commas(value: str | None) -> list[str] | None:
 @click.option("--format", "output_format", type=click.Choice(["parquet", "csv", "jsonl"]), help="Output format.")
 @click.option("--input-format", type=click.Choice(["parquet", "csv", "jsonl"]), help="Input format (default: ext).")
 @click.option("--batch-size", default=10_000, show_default=True, help="Rows per batch (bounds memory).")
-@click.option("--workers", type=int, help="Worker processes (default: every core).")
+@click.option(
+    "--workers",
+    type=int,
+    help="Worker processes (default 1: one process already overlaps reading, predicting and writing on "
+    "threads; more pay off only for models whose predict dominates, on more than two cores).",
+)
 @click.option("--keep", help="Input columns to copy to the output, comma-separated (default: all; '' for none).")
 @click.option("--map", "mapping", multiple=True, help="COLUMN=INPUT, COL1,COL2,...=INPUT or *=INPUT (repeatable).")
 @click.option("--outputs", help="Model outputs to write, comma-separated (default: all).")

@@ -10,7 +10,6 @@ fails it is taken row by row, to apply the ``--on-error`` policy.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import deque
@@ -603,7 +602,10 @@ def score_files(
     scorer = Scorer(model, options, schema)  # checks columns and types before any row is read
     needed = list(dict.fromkeys([*scorer.keep, *(c for cols in scorer.columns.values() for c in cols)]))
     total = count_rows(files)
-    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    # One process by default: it reads ahead and writes on threads, and on 2 cores a pool was
+    # slower for every model measured (docs/bench/batch.md: 344k vs 826k rows/s for a logistic
+    # regression, 112k vs 165k for a 50-tree forest) because each batch is pickled both ways.
+    n_workers = max(1, workers if workers is not None else 1)
     if total is not None and total <= batch_size:
         n_workers = 1
     report = ScoreReport(output=output, workers=n_workers)

@@ -128,7 +128,7 @@ async def test_slow_model_batches_naturally_while_busy() -> None:
 
 
 def test_batcher_rejects_pointless_size() -> None:
-    async def run(batch: Batch) -> Batch:
+    async def run(batch: Batch, outputs: object) -> Batch:
         return batch
 
     with pytest.raises(ValueError, match="max_batch_size must be at least 2"):
@@ -209,3 +209,37 @@ async def test_requests_arriving_during_a_direct_run_in_a_thread_queue_and_coale
     assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(20)]
     assert predictor.sizes[calls:] == [1, 19]  # the first ran directly; the rest waited and left together
     assert any(name != "MainThread" for name in predictor.threads)
+
+
+async def test_batched_and_direct_calls_compute_only_the_outputs_their_callers_asked_for() -> None:
+    """A request for 'y' alone must not make the model compute 'n' too, batched or not."""
+
+    class Asked(Doubler):
+        selects_outputs = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[object] = []
+
+        def predict(self, batch: Batch, outputs: object = None) -> Batch:  # type: ignore[override]
+            self.asked.append(None if outputs is None else sorted(outputs))  # type: ignore[call-overload]
+            out = super().predict(batch)
+            return out if outputs is None else {k: out[k] for k in outputs}  # type: ignore[attr-defined]
+
+    from modelport.batching import SOLO_AFTER
+
+    predictor = Asked()
+    model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
+    plane = DataPlane(_Repo(model))
+    for _ in range(SOLO_AFTER + 2):  # sequential: queued first, then direct
+        out = await plane.infer(model, {"x": np.ones((1, 2))}, ["y"])
+        assert list(out) == ["y"]
+    assert predictor.asked == [["y"]] * (SOLO_AFTER + 2)
+    predictor.asked.clear()
+    # A burst where one caller wants everything: the merged call computes everything, each gets its own.
+    calls = [plane.infer(model, {"x": np.full((1, 2), float(i))}, ["y"]) for i in range(300)]
+    calls.append(plane.infer(model, {"x": np.ones((1, 2))}))
+    results = await asyncio.gather(*calls)
+    assert all(list(r) == ["y"] for r in results[:-1]) and sorted(results[-1]) == ["n", "y"]
+    assert ["n", "y"] in predictor.asked  # the call holding the caller that wanted every output
+    assert predictor.asked.count(["n", "y"]) == 1

@@ -31,7 +31,8 @@ from modelport.signature import Batch
 
 __all__ = ["Batcher"]
 
-RunFn = Callable[[Batch], Awaitable[Batch]]
+# run(batch, outputs): outputs=None means every output; otherwise only those are needed.
+RunFn = Callable[[Batch, Sequence[str] | None], Awaitable[Batch]]
 
 SOLO_AFTER = 8
 PROBE_EVERY = 256
@@ -84,11 +85,11 @@ class Batcher:
 
     async def submit(self, batch: Batch, rows: int, outputs: Sequence[str] | None = None) -> Batch:
         if rows >= self.max_batch_size:
-            return self._select(await self.run(batch), outputs)
+            return self._select(await self.run(batch, outputs), outputs)
         if self._solo >= SOLO_AFTER and not self._probing and not self._groups and not self._running:
             self._direct += 1
             if self._direct < PROBE_EVERY:
-                return self._select(await self._run_direct(batch, rows), outputs)
+                return self._select(await self._run_direct(batch, rows, outputs), outputs)
             self._direct = 0
             self._probing = True  # this request and the others before its flush are queued
         loop = asyncio.get_running_loop()
@@ -106,11 +107,11 @@ class Batcher:
             self._schedule(loop)
         return await future
 
-    async def _run_direct(self, batch: Batch, rows: int) -> Batch:
+    async def _run_direct(self, batch: Batch, rows: int, outputs: Sequence[str] | None) -> Batch:
         # Counted as running, so requests arriving meanwhile (a model in a thread) queue and coalesce.
         self._running += 1
         try:
-            result = await self.run(batch)
+            result = await self.run(batch, outputs)
         finally:
             self._running -= 1
             if self._groups:
@@ -165,7 +166,7 @@ class Batcher:
         else:
             merged = {name: np.concatenate([p.batch[name] for p in items]) for name in items[0].batch}
         try:
-            result = await self.run(merged)
+            result = await self.run(merged, _union(items))
         except BaseException as exc:  # every caller in this batch gets the model's error
             for p in items:
                 if not p.future.done():
@@ -189,3 +190,13 @@ class Batcher:
     @staticmethod
     def _select(result: Batch, outputs: Sequence[str] | None) -> Batch:
         return result if outputs is None else {name: result[name] for name in outputs}
+
+
+def _union(items: list[_Pending]) -> list[str] | None:
+    """The outputs a merged batch must compute: None (all) if any caller wants all."""
+    names: dict[str, None] = {}
+    for p in items:
+        if p.outputs is None:
+            return None
+        names.update(dict.fromkeys(p.outputs))
+    return list(names)

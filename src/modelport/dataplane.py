@@ -158,8 +158,8 @@ class DataPlane:
         return state
 
     def _batcher(self, model: Model, state: _ModelState, config: BatchingConfig) -> Batcher:
-        async def run(batch: Batch) -> Batch:
-            return await self._run(model, state, batch, None)
+        async def run(batch: Batch, outputs: Sequence[str] | None) -> Batch:
+            return await self._run(model, state, batch, outputs)
 
         return Batcher(run, config.max_batch_size, config.max_latency_ms)
 

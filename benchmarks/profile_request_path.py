@@ -91,7 +91,7 @@ def report(raw: Path, top: int) -> None:
         if not stack:
             continue
         count = int(count_text)
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] if " (" in f else f for f in stack.split(";")]
+        frames = stack.split(";")
         leaf = frames[-1]
         if any(word in leaf for word in IDLE):
             idle += count

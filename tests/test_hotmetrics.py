@@ -83,3 +83,13 @@ def test_what_a_scrape_reported_is_on_disk_before_it_returns(tmp_path: Path) -> 
     on_disk = json.loads(snapshot.read_text())["series"]["modelport_requests"]
     assert shown == 3.0
     assert on_disk == [[["m", "1", "v1", "200"], [3.0]]]
+
+
+def test_a_damaged_or_half_written_snapshot_is_skipped(tmp_path: Path) -> None:
+    hot = HotMetrics((0.1,), (1,))
+    hot.share(str(tmp_path))
+    hot.request(("m", "1", "v2", "200"), ("m", "1", "v2"), 0.01)
+    (tmp_path / "requests-999999.json").write_text('{"pid": 999999, "in_flight": 3, "ser')
+    got = _samples(hot)
+    assert got['modelport_requests_total{model="m",protocol="v2",status="200",version="1"}'] == 1.0
+    assert got["modelport_requests_in_flight{}"] == 0.0

@@ -219,19 +219,29 @@ def test_direct_write_matches_a_logging_record(captured: Captured, formatter: ty
     """The access log skips LogRecords for modelport's own handler set-up; the line must not change."""
     logger, stream, handler = captured
     handler.setFormatter(formatter())
+    from modelport.logs import _direct_handler
+
+    # pytest's own capture handlers sit on this logger too; with them the direct write rightly stands aside
+    others = [h for h in logger.handlers if h is not handler]
+    for h in others:
+        logger.removeHandler(h)
     access = AccessLog(logger)
     records = [_record(), _record(status=400, error="model 'diabetes': bad"), _record(model=None, version=None)]
+    assert _direct_handler(logger) is handler  # the first half really takes the direct write
     for r in records:
         access.observe(r)  # direct: one StreamHandler with our formatter, no filters
     direct = stream.getvalue().splitlines()
     stream.seek(0)
     stream.truncate()
     logger.addFilter(lambda r: True)  # any filter sends the access log through logging itself
+    assert _direct_handler(logger) is None
     try:
         for r in records:
             access.observe(r)
     finally:
         logger.filters.clear()
+        for h in others:
+            logger.addHandler(h)
     via_logging = stream.getvalue().splitlines()
     assert len(direct) == len(via_logging) == 3
 

@@ -11,7 +11,7 @@ from typing import Any
 from modelport.config import ModelConfig, merge, read_config
 from modelport.errors import ConfigError, ModelLoadError
 from modelport.flavors import detect, load_predictor
-from modelport.model import Model, Predictor
+from modelport.model import Model, Predictor, predict_outputs
 from modelport.signature import Batch, Signature, TensorSpec
 from modelport.storage import fetch, is_remote
 
@@ -35,15 +35,12 @@ class _Renamed:
         self._in = {new.name: old.name for new, old in zip(signature.inputs, own.inputs, strict=True)}
         self._out = {old.name: new.name for new, old in zip(signature.outputs, own.outputs, strict=True)}
         self._back = {new: old for old, new in self._out.items()}
-        self.selects_outputs = bool(getattr(inner, "selects_outputs", False))
+
+    selects_outputs = True
 
     def predict(self, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
-        renamed = {self._in[k]: v for k, v in batch.items()}
-        if self.selects_outputs:
-            own = None if outputs is None else [self._back.get(o, o) for o in outputs]
-            result = self.inner.predict(renamed, own)  # type: ignore[call-arg]
-        else:
-            result = self.inner.predict(renamed)
+        own = None if outputs is None else [self._back.get(o, o) for o in outputs]
+        result = predict_outputs(self.inner, {self._in[k]: v for k, v in batch.items()}, own)
         return {self._out.get(k, k): v for k, v in result.items()}
 
 

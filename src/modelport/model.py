@@ -11,7 +11,7 @@ from modelport.config import BatchingConfig
 from modelport.errors import InvalidInput, ModelFailed, ModelportError
 from modelport.signature import Batch, InputPlan, Signature
 
-__all__ = ["Model", "Predictor"]
+__all__ = ["Model", "Predictor", "predict_outputs"]
 
 
 class Predictor(Protocol):
@@ -30,6 +30,19 @@ class Predictor(Protocol):
     info: dict[str, Any]
 
     def predict(self, batch: Batch) -> Batch: ...
+
+
+def predict_outputs(predictor: Any, batch: Batch, outputs: Sequence[str] | None) -> Batch:
+    """``predictor.predict``, asking for ``outputs`` only when the predictor can select them.
+
+    Wrappers (compiled, renamed, cached) call this on what they wrap, so the choice is made
+    in one place.
+    """
+    if outputs is not None and getattr(predictor, "selects_outputs", False):
+        result: Batch = predictor.predict(batch, outputs)
+        return result
+    result = predictor.predict(batch)
+    return result
 
 
 class Model:
@@ -74,7 +87,9 @@ class Model:
         self.output_datatypes = {s.name: s.datatype for s in self.signature.outputs}
         self._close = close
         self.batching = batching
-        self._selects = bool(getattr(predictor, "selects_outputs", False))
+        # Per-response strings, made once.
+        self.version_text = str(version)
+        self.version_header = (b"x-model-version", self.version_text.encode())
 
     @property
     def info(self) -> dict[str, Any]:
@@ -95,10 +110,7 @@ class Model:
         """Predict on a Batch that the input plan already checked (the server's path)."""
         wanted = self._output_names if outputs is None else self.check_outputs(outputs)
         try:
-            if self._selects:
-                result = self.predictor.predict(batch, wanted)  # type: ignore[call-arg]
-            else:
-                result = self.predictor.predict(batch)
+            result = predict_outputs(self.predictor, batch, wanted)
         except ModelportError:
             raise
         except Exception as exc:  # the model's own failure: a 500 that names it

@@ -605,7 +605,7 @@ def score_files(
     # One process by default: it reads ahead and writes on threads, and on 2 cores a pool was
     # slower for every model measured (docs/bench/batch.md: 344k vs 826k rows/s for a logistic
     # regression, 112k vs 165k for a 50-tree forest) because each batch is pickled both ways.
-    n_workers = max(1, workers if workers is not None else 1)
+    n_workers = max(1, workers or 1)
     if total is not None and total <= batch_size:
         n_workers = 1
     report = ScoreReport(output=output, workers=n_workers)

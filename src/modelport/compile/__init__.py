@@ -32,7 +32,7 @@ import numpy as np
 from modelport.compile.check import validation_sample, verify
 from modelport.compile.kernels import HEADS, STEPS, Fallback, NotCompilable, register_head, type_name
 from modelport.config import ModelConfig
-from modelport.model import Predictor
+from modelport.model import Predictor, predict_outputs
 from modelport.signature import Batch, batch_rows
 
 __all__ = ["COMPILED", "CompiledPredictor", "compile_predictor", "load_compiled", "register_head"]
@@ -83,7 +83,6 @@ class CompiledPredictor:
         self._native = tuple(n for n in inner.signature.output_names if n not in compiled)
         self._objects = {s.name for s in inner.signature.outputs if s.datatype == "BYTES"}
         self.refused: dict[str, str] = {}  # output -> why the agreement check kept it native
-        self._inner_selects = bool(getattr(inner, "selects_outputs", False))
 
     selects_outputs = True
 
@@ -96,11 +95,11 @@ class CompiledPredictor:
 
     def predict(self, batch: Batch, outputs: Sequence[str] | None = None) -> Batch:
         if self._native_above is not None and batch_rows(batch) > self._native_above:
-            return self._inner(batch, outputs)
+            return predict_outputs(self.inner, batch, outputs)
         try:
             got = self._kernel(batch)
         except Fallback:
-            return self._inner(batch, outputs)
+            return predict_outputs(self.inner, batch, outputs)
         out: Batch = {}
         for name in self._compiled:
             value = got[name]
@@ -109,16 +108,10 @@ class CompiledPredictor:
             out[name] = value
         native_wanted = [n for n in self._native if outputs is None or n in outputs]
         if native_wanted:
-            native = self._inner(batch, native_wanted)
+            native = predict_outputs(self.inner, batch, native_wanted)
             for name in native_wanted:
                 out[name] = native[name]
         return out
-
-    def _inner(self, batch: Batch, outputs: Sequence[str] | None) -> Batch:
-        if self._inner_selects:
-            result: Batch = self.inner.predict(batch, outputs)
-            return result
-        return self.inner.predict(batch)
 
 
 def _source(predictor: Any) -> Any:

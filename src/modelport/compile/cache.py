@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.config import ModelConfig
+from modelport.model import predict_outputs
 from modelport.signature import Signature
 
 __all__ = ["ENV", "FORMAT", "LazyNative", "cache_dir", "entry_key", "environment", "read_entry", "write_entry"]
@@ -194,10 +195,7 @@ class LazyNative:
     selects_outputs = True
 
     def predict(self, batch: Any, outputs: Any = None) -> Any:
-        native = self.native()
-        if getattr(native, "selects_outputs", False):
-            return native.predict(batch, outputs)
-        return native.predict(batch)
+        return predict_outputs(self.native(), batch, outputs)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in self.__dict__.get("_names", ()):

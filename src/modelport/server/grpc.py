@@ -176,7 +176,7 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def _encode(self, model: Any, request: Any, result: dict[str, np.ndarray]) -> Any:
         datatypes = model.output_datatypes
-        response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
+        response = pb.ModelInferResponse(model_name=model.name, model_version=model.version_text, id=request.id)
         use_raw = bool(request.raw_input_contents)
         for name, arr in result.items():
             datatype = datatypes.get(name, "FP64")

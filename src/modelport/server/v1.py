@@ -182,5 +182,5 @@ async def predict(plane: DataPlane, request: Request, name: str, version: str | 
     return Response(
         200,
         dumps(encode_predictions(result, row_format)),
-        extra_headers=[(b"x-model-version", str(model.version).encode())],
+        extra_headers=[model.version_header],
     )

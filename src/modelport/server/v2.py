@@ -170,10 +170,10 @@ async def infer(plane: DataPlane, request: Request, name: str, version: str | No
     result = request.outputs = await plane.infer(model, batch, outputs)
     plane.shadow(model, batch, result)
     entries, raw = encode_outputs(model, result, _binary_wanted(body))
-    response: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version), "outputs": entries}
+    response: dict[str, Any] = {"model_name": model.name, "model_version": model.version_text, "outputs": entries}
     if "id" in body:
         response["id"] = body["id"]
-    version_header = (b"x-model-version", str(model.version).encode())
+    version_header = model.version_header
     if not raw:
         return Response(200, dumps(response), extra_headers=[version_header])
     head = dumps(response)

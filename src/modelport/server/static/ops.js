@@ -27,24 +27,32 @@ function mean(series, n) {
   return tail.reduce((a, b) => a + (b || 0), 0) / Math.max(tail.length, 1);
 }
 
-function chart(title, series, unit, extra) {
-  const w = 240, h = 64, pad = 2;
+// A sparkline over the ten-minute window; isolated points (neighbours empty) are drawn as dots.
+function chart(title, series, unit, extra, rate) {
+  const w = 240, h = 64, pad = 3;
   const values = series.map(v => (v === null || v === undefined ? null : v));
-  const all = values.concat(extra ? extra.filter(v => v !== null) : []).filter(v => v !== null);
-  const max = Math.max(1e-9, ...all);
+  const all = values.concat(extra ? extra : []).filter(v => v !== null);
+  const peak = all.length ? Math.max(...all) : 0;
+  const max = Math.max(peak, 1e-9);
   const x = i => pad + (w - 2 * pad) * i / Math.max(values.length - 1, 1);
   const y = v => h - pad - (h - 2 * pad) * (v / max);
-  const svg = svgEl('svg', {viewBox: '0 0 ' + w + ' ' + h, preserveAspectRatio: 'none', role: 'img', 'aria-label': title + ' over the last ten minutes, peak ' + fmt(max) + unit});
+  const svg = svgEl('svg', {viewBox: '0 0 ' + w + ' ' + h, preserveAspectRatio: 'none', role: 'img',
+    'aria-label': title + ' over the last ten minutes, peak ' + fmt(peak) + unit});
   const line = (vals, cls) => {
     let d = '';
-    vals.forEach((v, i) => { if (v !== null) d += (d && vals[i - 1] !== null ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(v).toFixed(1); });
+    vals.forEach((v, i) => {
+      if (v === null) return;
+      const joined = i > 0 && vals[i - 1] !== null;
+      d += (joined ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(v).toFixed(1);
+      if (!joined && (i === vals.length - 1 || vals[i + 1] === null)) svg.append(svgEl('circle', {cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 2, class: 'dot ' + cls}));
+    });
     if (d) svg.append(svgEl('path', {d, class: cls}));
   };
   if (extra) line(extra, 'line extra');
   line(values, 'line');
-  const now = last(values);
-  return el('div', {class: 'chart'}, el('h3', {}, title + ' ', el('span', {class: 'now', text: now === null ? '–' : fmt(now) + unit})), svg,
-    el('span', {class: 'muted', text: 'peak ' + fmt(max) + unit}));
+  const now = rate ? mean(values, 6) : last(values);
+  return el('div', {class: 'chart'}, el('h3', {}, title + ' ', el('span', {class: 'now', text: now === null ? '–' : fmt(now) + unit + (rate ? ' (1 min)' : '')})), svg,
+    el('span', {class: 'muted', text: peak ? 'peak ' + fmt(peak) + unit : 'none in ten minutes'}));
 }
 
 function render(data) {
@@ -74,9 +82,9 @@ function render(data) {
         el('td', {class: 'num', text: String(v.inflight)})));
       if (s) {
         const label = 'v' + version + ' ';
-        charts.append(chart(label + 'requests/s', s.requests_per_s, '/s'),
-          chart(label + 'latency p99 (p50 faint)', s.p99_ms, ' ms', s.p50_ms),
-          chart(label + 'errors/s (5xx)', s.errors_per_s, '/s'));
+        charts.append(chart(label + 'requests/s', s.requests_per_s, '/s', null, true),
+          chart(label + 'latency p99 (p50 faint)', s.p99_ms, ' ms', s.p50_ms, false),
+          chart(label + 'errors/s (5xx)', s.errors_per_s, '/s', null, true));
       }
     }
     const total = Object.values(series).reduce((a, s) => a + s.total, 0);

@@ -27,7 +27,13 @@ function card(m, ci) {
   const box = el('section', {class: 'card', 'aria-labelledby': 'h-' + ci, 'data-model': m.name}, head);
   if (m.error) { box.append(el('p', {class: 'error', text: m.error})); return box; }
   const form = el('form', {novalidate: true});
-  m.inputs.forEach((spec, ii) => form.append(inputBlock(spec, ci, ii)));
+  // Single-column inputs share one grid; row arrays and tensors get a fieldset each.
+  const columns = el('div', {class: 'fields columns'});
+  m.inputs.forEach((spec, ii) => {
+    if (spec.kind === 'field' || spec.kind === 'text') columns.append(fieldControl(spec, spec.fields[0], fieldId(ci, ii, 0), spec.name));
+    else form.append(inputBlock(spec, ci, ii));
+  });
+  if (columns.children.length) form.prepend(el('fieldset', {}, el('legend', {text: 'inputs'}), columns));
   const rowsBox = el('textarea', {id: 'rows-' + ci, rows: 4, 'aria-describedby': 'rows-help-' + ci,
     placeholder: csvHeader(m) + '\n...'});
   form.append(el('details', {class: 'many'}, el('summary', {text: 'Many rows at once (CSV or JSON)'}),
@@ -61,8 +67,10 @@ function inputBlock(spec, ci, ii) {
   return set;
 }
 
-function fieldControl(spec, f, id) {
-  const wrap = el('div', {class: 'field'}, el('label', {for: id, text: f.label}));
+function fieldControl(spec, f, id, input) {
+  // ``input`` set: this field is a whole input, so it carries the input's name and its own error slot.
+  const wide = spec.kind === 'text' && !f.categories ? ' wide' : '';
+  const wrap = el('div', {class: 'field' + wide, 'data-input': input || null}, el('label', {for: id, text: f.label}));
   let control;
   if (f.categories) {
     control = el('select', {id});
@@ -79,7 +87,9 @@ function fieldControl(spec, f, id) {
     control = el('input', {id, type: 'text', autocomplete: 'off'});
   }
   control.dataset.datatype = spec.datatype;
+  control.title = spec.datatype;
   wrap.append(control);
+  if (input) wrap.append(el('div', {class: 'field-error', role: 'alert'}));
   return wrap;
 }
 
@@ -231,7 +241,7 @@ function showError(form, result, message, input, m) {
     for (const spec of m.inputs) if (message.includes('\'' + spec.name + '\'')) { name = spec.name; break; }
   }
   if (name) {
-    for (const set of form.querySelectorAll('fieldset')) {
+    for (const set of form.querySelectorAll('[data-input]')) {
       if (set.dataset.input === name) set.querySelector('.field-error').replaceChildren(el('p', {class: 'error', text: message}));
     }
   }
@@ -251,23 +261,25 @@ function drawOutputs(m, answer, n) {
   const specs = Object.fromEntries(m.outputs.map(o => [o.name, o]));
   const outs = answer.outputs || [];
   const wrap = el('div', {});
-  const probs = outs.filter(o => specs[o.name] && specs[o.name].labels && o.shape.length === 2 && o.shape[1] === specs[o.name].labels.length && /prob/i.test(o.name));
-  const prob = probs[0] || outs.find(o => specs[o.name] && specs[o.name].labels && o.shape.length === 2 && o.shape[1] === specs[o.name].labels.length);
+  // Class probabilities: an output whose signature names the classes, or one called *prob* (classes by index).
+  const labelsOf = o => (specs[o.name] && specs[o.name].labels && o.shape.length === 2 && o.shape[1] === specs[o.name].labels.length)
+    ? specs[o.name].labels : (/prob/i.test(o.name) && o.shape.length === 2 && o.shape[1] > 1 ? [...Array(o.shape[1]).keys()].map(String) : null);
+  const prob = outs.find(o => /prob/i.test(o.name) && labelsOf(o)) || outs.find(o => labelsOf(o));
   const labelOut = outs.find(o => LABEL_OUTPUTS.includes(o.name) && o.shape.length === 1);
   if (n === 1) {
     if (labelOut) {
       let shown = labelOut.data[0];
-      if (prob && typeof shown === 'number' && Number.isInteger(shown) && specs[prob.name].labels[shown] !== undefined && String(specs[prob.name].labels[shown]) !== String(shown)) shown = shown + ' (' + specs[prob.name].labels[shown] + ')';
+      if (prob && typeof shown === 'number' && Number.isInteger(shown) && labelsOf(prob)[shown] !== undefined && String(labelsOf(prob)[shown]) !== String(shown)) shown = shown + ' (' + labelsOf(prob)[shown] + ')';
       wrap.append(el('p', {class: 'predicted'}, el('span', {class: 'muted', text: labelOut.name + ': '}), fmt(shown)));
     }
-    if (prob) wrap.append(bars(prob, specs[prob.name].labels, labelOut));
+    if (prob) wrap.append(bars(prob, labelsOf(prob), labelOut));
     for (const o of outs) {
       if (o === prob || o === labelOut) continue;
       if (o.shape.length === 1) wrap.append(el('p', {}, el('span', {class: 'muted', text: o.name + ': '}), el('strong', {text: fmt(o.data[0])})));
       else wrap.append(el('details', {}, el('summary', {text: o.name + ' ' + o.datatype + ' [' + o.shape.join(', ') + ']'}), el('pre', {text: JSON.stringify(o.data)})));
     }
   } else {
-    wrap.append(table(outs, specs, prob, n));
+    wrap.append(table(outs, prob ? labelsOf(prob) : null, prob, n));
   }
   wrap.append(el('details', {}, el('summary', {text: 'Response JSON'}), el('pre', {text: JSON.stringify(answer, null, 2)})));
   return wrap;
@@ -296,7 +308,7 @@ function barOf(hit, pct) {
   return bar;
 }
 
-function table(outs, specs, prob, n) {
+function table(outs, probLabels, prob, n) {
   const head = el('tr', {}, el('th', {scope: 'col', text: 'row'}));
   const cols = [];
   for (const o of outs) {
@@ -310,7 +322,7 @@ function table(outs, specs, prob, n) {
     const tr = el('tr', {}, el('td', {class: 'num', text: String(i)}));
     for (const [kind, o, rows] of shaped) {
       if (kind === 'top') {
-        const labels = specs[o.name].labels; const v = rows[i];
+        const labels = probLabels; const v = rows[i];
         const k = v.indexOf(Math.max(...v));
         tr.append(el('td', {text: labels[k] + ' · ' + fmt(v[k])}));
       } else if (kind === 'one') tr.append(el('td', {class: typeof rows[i] === 'number' ? 'num' : '', text: fmt(rows[i])}));

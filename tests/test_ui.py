@@ -380,3 +380,40 @@ def test_browser_ops_view_counts_requests(page: Any, server: RunningServer) -> N
     page.wait_for_selector("section[data-model='penguins'] form")
     page.set_viewport_size({"width": 1100, "height": 900})
     assert page.errors == []
+
+
+# -- what models know, in-process --------------------------------------------------------------------------
+def test_hints_from_encoders_and_boosters() -> None:
+    import modelport
+    from modelport.input_hints import model_hints
+
+    frame = modelport.load_model(str(EXAMPLES / "wine_frame"))
+    hints = model_hints(frame)
+    est = joblib.load(EXAMPLES / "wine_frame" / "model.joblib")
+    encoder = next(t for _, t, cols in est.steps[0][1].transformers_ if "hue_band" in list(cols))
+    if hasattr(encoder, "steps"):
+        encoder = encoder.steps[0][1]
+    assert hints["hue_band"][0].categories == list(encoder.categories_[0])
+    assert hints["hue_band"][0].example == encoder.categories_[0][0]
+
+    lgbm = modelport.load_model(str(EXAMPLES / "breast_cancer_lgbm"))
+    fields = model_hints(lgbm)["input"]
+    assert len(fields) == 30
+    # A booster knows its split thresholds: the example is their median, per feature.
+    import lightgbm
+
+    booster = lightgbm.Booster(model_file=str(EXAMPLES / "breast_cancer_lgbm" / "model.txt"))
+    points: dict[int, list[float]] = {}
+    stack = [t["tree_structure"] for t in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node:
+            points.setdefault(node["split_feature"], []).append(node["threshold"])
+            stack.extend((node["left_child"], node["right_child"]))
+    used = sorted(points)
+    assert_close(
+        np.array([fields[i].example for i in used]),
+        np.array([float(np.median(points[i])) for i in used]),
+        rtol=1e-3,  # examples are rounded to four significant digits for people to read
+        what="examples vs median split thresholds",
+    )

@@ -91,7 +91,9 @@ def estimator_hints(est: Any, keys: list[Any], out: dict[Any, Hint]) -> None:
     elif name in {"OneHotEncoder", "OrdinalEncoder"}:
         for i, h in enumerate(hints):
             h.categories = list(np.asarray(est.categories_[i]).tolist())
-    elif name in {"LGBMClassifier", "LGBMRegressor"} or (name == "Booster" and hasattr(est, "dump_model")):
+    elif name in {"LGBMClassifier", "LGBMRegressor"} or (
+        name == "Booster" and type(est).__module__.startswith("lightgbm")
+    ):
         booster = est.booster_ if hasattr(est, "booster_") else est
         stack = [t["tree_structure"] for t in booster.dump_model()["tree_info"]]
         while stack:
@@ -145,8 +147,11 @@ def _round(value: float) -> float:
     return float(f"{value:.4g}") if np.isfinite(value) else value
 
 
-def _sklearn_fields(predictor: Any, signature: Any) -> dict[str, list[FieldHint]]:
-    est = predictor.estimator
+def _estimator_fields(predictor: Any, signature: Any) -> dict[str, list[FieldHint]]:
+    """scikit-learn estimators and LightGBM boosters: what ``estimator_hints`` reads from them."""
+    est = getattr(predictor, "estimator", None)
+    if est is None:
+        est = predictor.booster
     columns: list[str] | None = getattr(predictor, "columns", None)
     spec = signature.inputs[0]
     if columns is None:
@@ -261,8 +266,8 @@ def model_hints(model: Any) -> dict[str, list[FieldHint]]:
     fields: dict[str, list[FieldHint]] = {}
     try:
         predictor = _unwrap(model.predictor)
-        if hasattr(predictor, "estimator"):
-            fields = _sklearn_fields(predictor, signature)
+        if hasattr(predictor, "estimator") or hasattr(predictor, "booster"):
+            fields = _estimator_fields(predictor, signature)
         elif hasattr(predictor, "stages") and hasattr(predictor, "sources"):
             fields = _spark_fields(predictor)
     except Exception:  # hints are a convenience: a model we cannot read still gets a plain form

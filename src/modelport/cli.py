@@ -358,7 +358,7 @@ def payloads(directory: str, as_json: bool, model: str | None, limit: int | None
     from modelport.payload_log import iter_rows, read_payloads
 
     try:
-        table = read_payloads(directory, model=model)
+        table = read_payloads(directory, model=model, on_skip=lambda m: click.echo(f"warning: {m}", err=True))
     except ModelportError as exc:
         _fail(exc)
     if limit is not None and table.num_rows > limit:

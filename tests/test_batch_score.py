@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -505,3 +510,61 @@ def test_s3_folder_in_and_s3_file_out(models: dict[str, Path], tmp_path: Path, s
     expected = _expected(models["iris"], table, _iris_inputs(table))
     assert got.column("id").to_pylist() == list(range(150))
     assert got.column("predict").to_pylist() == expected["predict"].tolist()
+
+
+def test_cli_score_refuses_to_overwrite_without_force(models: dict[str, Path], tmp_path: Path) -> None:
+    src = bm.write(bm.iris_frame(), tmp_path / "iris.parquet")
+    out = tmp_path / "out.parquet"
+    out.write_bytes(b"yesterday's output")
+    for engine in ("local", "spark"):  # refused before any engine starts
+        result = CliRunner().invoke(main, ["score", str(models["iris"]), str(src), "-o", str(out), "--engine", engine])
+        assert result.exit_code == 1
+        assert result.output == f"error: {out} already exists; pass --force to overwrite it\n"
+        assert out.read_bytes() == b"yesterday's output"
+    result = CliRunner().invoke(main, ["score", str(models["iris"]), str(src), "-o", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(out).num_rows == 150
+    with pytest.raises(ConfigError, match="already exists; pass --force to overwrite it"):
+        score_files(str(models["iris"]), [str(src)], str(out), overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iris.parquet", "out.parquet"]
+
+
+@pytest.fixture(scope="module")
+def big_iris(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Iris repeated to 1.5M rows: seconds of scoring, so a signal lands mid-way."""
+    table = bm.iris_frame()
+    big = pa.concat_tables([table] * 10_000)
+    path = tmp_path_factory.mktemp("big") / "big.parquet"
+    pq.write_table(big, path, row_group_size=50_000)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "workers"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 2)])
+def test_a_signal_mid_way_removes_the_partial_output(
+    models: dict[str, Path], big_iris: Path, tmp_path: Path, signum: int, workers: int
+) -> None:
+    out = tmp_path / "scored.jsonl"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
+    cmd = [sys.executable, "-m", "modelport.cli", "score", str(models["iris"]), str(big_iris), "-o", str(out)]
+    cmd += ["--batch-size", "2000", "--workers", str(workers), "--keep", "id"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size > 0 for p in tmp_path.glob(".scored.jsonl.*.partial")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no partial output appeared"
+            time.sleep(0.02)
+        proc.send_signal(signum)  # rows are on disk under the temporary name: mid-way
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    name = signal.Signals(signum).name
+    assert proc.returncode == 128 + signum, err
+    assert err.decode().strip().splitlines()[-1] == (
+        f"error: interrupted by {name}; removed the unfinished output, {out} was not written"
+    )
+    assert list(tmp_path.iterdir()) == []  # neither the partial file nor an output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import stat
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from modelport.cli import main
 from modelport.errors import ConfigError
 from modelport.observe import RequestRecord
 from modelport.payload_log import COLUMNS, PayloadLog, read_payloads
-from tests.obs_helpers import build_small_repository, v2_body
+from tests.obs_helpers import build_small_repository, v2_body, wait_for
 from tests.serving import run_server
 
 
@@ -197,3 +199,134 @@ def test_server_records_v1_and_v2_traffic_per_worker(repo_dir: Path, tmp_path: P
     # each worker writes its own files, named by its pid; the parent process writes none
     assert pids and all(p.isdigit() for p in pids)
     assert str(parent) not in pids
+
+
+# -- crash safety and file modes ----------------------------------------------------------------------------------
+
+
+def _wait_written(log: PayloadLog, n: int) -> None:
+    deadline = time.monotonic() + 30
+    while log.written < n:
+        assert time.monotonic() < deadline, f"only {log.written} of {n} records written"
+        time.sleep(0.01)
+
+
+def test_an_open_file_is_readable_without_closing_it(tmp_path: Path) -> None:
+    """What a crash leaves (the writer never closes its file) is readable up to the last flush."""
+    log = PayloadLog(tmp_path, flush_seconds=0.05)
+    for i in range(3):
+        log.observe(_record(i))
+    _wait_written(log, 3)
+    log.observe(_record(3))
+    _wait_written(log, 4)
+    (open_file,) = tmp_path.glob("*.arrows.inprogress")
+    assert not list(tmp_path.glob("*.parquet"))
+    assert [r["id"] for r in read_payloads(tmp_path).to_pylist()] == [f"req-{i:03d}" for i in range(4)]
+    # A crash in the middle of a write leaves a torn last message: the whole batches before it still read.
+    with open_file.open("ab") as fh:
+        fh.write(b"\xff\xff\xff\xff\x40\x01\x00\x00partial")
+    assert read_payloads(tmp_path).num_rows == 4
+    log.close()
+
+
+def test_a_stream_left_by_a_dead_writer_is_converted_by_the_next_one(tmp_path: Path) -> None:
+    log = PayloadLog(tmp_path, flush_seconds=0.05)
+    for i in range(3):
+        log.observe(_record(i))
+    _wait_written(log, 3)
+    (left,) = tmp_path.glob("*.arrows.inprogress")
+    dead = left.with_name(left.name.replace(f"-{os.getpid()}-", "-999999999-"))  # no such process
+    os.rename(left, dead)
+    log.close()  # its own file is gone: nothing to finish
+    PayloadLog(tmp_path, flush_seconds=0.05).close()
+    assert not list(tmp_path.glob("*.arrows*"))
+    (done,) = tmp_path.glob("*.parquet")
+    assert done.name == dead.name.replace(".arrows.inprogress", ".parquet")
+    assert [r["id"] for r in pq.read_table(done).to_pylist()] == ["req-000", "req-001", "req-002"]
+
+
+def test_cli_reads_old_parquet_files_open_streams_and_skips_a_footerless_old_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from modelport.payload_log import _schema
+
+    old = pa.table(
+        {
+            "id": ["old-1"],
+            "time": pa.array([1_600_000_000_000_000], pa.timestamp("us", tz="UTC")),
+            "model": ["wine"],
+            "version": pa.array([1], pa.int64()),
+            "protocol": ["v2"],
+            "status": pa.array([200], pa.int32()),
+            "latency_ms": [1.0],
+            "error": pa.array([None], pa.string()),
+            "inputs": ['{"x":[[1.0]]}'],
+            "outputs": ['{"y":[2]}'],
+        },
+        schema=_schema(),
+    )
+    pq.write_table(old, tmp_path / "payloads-1-20200913T122640-0001.parquet")  # what earlier versions wrote
+    whole = (tmp_path / "payloads-1-20200913T122640-0001.parquet").read_bytes()
+    (tmp_path / "payloads-1-20200913T130000-0002.parquet.inprogress").write_bytes(whole[: len(whole) // 2])
+    log = PayloadLog(tmp_path, flush_seconds=0.05)
+    log.observe(_record(0))
+    _wait_written(log, 1)
+    result = CliRunner().invoke(main, ["payloads", str(tmp_path), "--json"])
+    log.close()
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in json.loads(result.stdout)] == ["old-1", "req-000"]
+    assert "skipping payloads-1-20200913T130000-0002.parquet.inprogress" in result.stderr
+
+
+def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    before = os.umask(0o002)
+    try:
+        fresh = PayloadLog(tmp_path / "new" / "payloads", flush_seconds=0.05)
+        fresh.observe(_record(0))
+        _wait_written(fresh, 1)
+        (open_file,) = (tmp_path / "new" / "payloads").glob("*.arrows.inprogress")
+        assert stat.S_IMODE(open_file.stat().st_mode) == 0o600
+        fresh.close()
+        existing = PayloadLog(shared, flush_seconds=0.05)
+        existing.observe(_record(1))
+        existing.close()
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "new" / "payloads").stat().st_mode) == 0o700
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o700  # an existing directory loses group and other access
+    files = [*(tmp_path / "new" / "payloads").iterdir(), *shared.iterdir()]
+    assert len(files) == 2 and all(f.suffix == ".parquet" for f in files)
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+
+
+@pytest.mark.slow
+def test_every_acknowledged_record_survives_kill_9(repo_dir: Path, tmp_path: Path) -> None:
+    """kill -KILL after the flush interval: every answered request is on disk and readable."""
+    out = tmp_path / "payloads"
+    acknowledged = []
+    with run_server(repo_dir, "--payload-log", str(out), "--no-access-log", log_dir=tmp_path) as server:
+        with httpx.Client(base_url=server.url) as client:
+            for i in range(40):
+                rid = f"kill-{i}"
+                r = client.post("/v2/models/diabetes/infer", json=v2_body(1 + i % 3), headers={"X-Request-ID": rid})
+                assert r.status_code == 200, r.text
+                acknowledged.append((rid, r.json()["outputs"][0]["data"]))
+        time.sleep(1.0 + 0.5)  # flush_seconds (1 s) plus time for the write itself on a busy machine
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+    result = CliRunner().invoke(main, ["payloads", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in json.loads(result.stdout)} if result.stdout.startswith("[") else {}
+    assert set(rows) == {rid for rid, _ in acknowledged}
+    assert list(out.glob("*.arrows.inprogress")), "the writer had an open file when it was killed"
+    for rid, predicted in acknowledged:
+        assert rows[rid]["status"] == 200
+        assert rows[rid]["outputs"]["predict"] == predicted  # the same JSON numbers the client was sent
+    # The next server on the directory turns the dead process's stream into a Parquet file.
+    with run_server(repo_dir, "--payload-log", str(out), "--no-access-log", log_dir=tmp_path):
+        wait_for(lambda: not list(out.glob("*.arrows*")), timeout=30)
+    assert read_payloads(out).num_rows == len(acknowledged)
+    assert sum(pq.read_metadata(f).num_rows for f in out.glob("*.parquet")) == len(acknowledged)

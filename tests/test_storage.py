@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +76,30 @@ def test_missing_remote_artifact(s3: str) -> None:
 def test_file_uri_is_local(tmp_path: Path) -> None:
     root = build_repository(tmp_path / "r")
     assert modelport.load_model(f"file://{root}/wine/model.joblib").name == "wine"
+
+
+def test_a_download_cut_mid_way_keeps_the_previous_copy(s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fsspec.config
+    import s3fs
+
+    from modelport.storage import fetch
+    from tests.cutting_proxy import CuttingProxy
+
+    fs = s3fs.S3FileSystem()
+    fs.pipe("models-bucket/cut/blob.bin", os.urandom(128 * 1024))
+    before = fetch("s3://models-bucket/cut")
+    assert (before / "blob.bin").stat().st_size == 128 * 1024
+    fs.pipe("models-bucket/cut/blob.bin", b"new " * 32 * 1024)
+    moto_port = int(fsspec.config.conf["s3"]["endpoint_url"].rsplit(":", 1)[1])
+    with CuttingProxy(moto_port, needle=b"/models-bucket/cut/blob.bin") as proxy:
+        proxy.armed.set()
+        monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": f"http://127.0.0.1:{proxy.port}"})
+        s3fs.S3FileSystem.clear_instance_cache()
+        with pytest.raises(ModelLoadError) as err:
+            fetch("s3://models-bucket/cut")
+        assert proxy.cuts >= 1
+    s3fs.S3FileSystem.clear_instance_cache()
+    assert err.value.message.startswith("s3://models-bucket/cut: the download failed: ")
+    assert (before / "blob.bin").read_bytes() != b"new " * 32 * 1024  # the copy it had, whole
+    assert (before / "blob.bin").stat().st_size == 128 * 1024
+    assert sorted(p.name for p in before.parent.iterdir()) == ["cut"]  # no staging folder left

@@ -358,7 +358,7 @@ def payloads(directory: str, as_json: bool, model: str | None, limit: int | None
     from modelport.payload_log import iter_rows, read_payloads
 
     try:
-        table = read_payloads(directory, model=model)
+        table = read_payloads(directory, model=model, on_skip=lambda m: click.echo(f"warning: {m}", err=True))
     except ModelportError as exc:
         _fail(exc)
     if limit is not None and table.num_rows > limit:
@@ -453,6 +453,9 @@ def _split_commas(value: str | None) -> list[str] | None:
     help="Rows that fail validation: stop, drop them, or write nulls and an 'error' column.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option(
+    "--force", is_flag=True, help="Overwrite the output if it exists (without it, an existing output is an error)."
+)
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True)
 @click.option("--master", default="local[*]", show_default=True, help="Spark master (with --engine spark).")
 def score(
@@ -468,6 +471,7 @@ def score(
     outputs: str | None,
     on_error: str,
     progress: bool | None,
+    force: bool,
     engine: str,
     master: str,
 ) -> None:
@@ -477,13 +481,19 @@ def score(
     modelport score models/wine data/*.parquet -o scored.parquet --keep id
     modelport score model.joblib big.csv -o out.jsonl --map '*=input' --keep id --on-error null
     modelport score models/churn s3://bucket/day/ -o s3://bucket/scored.parquet --workers 8
+
+    The output is written under a temporary name beside it and renamed when done; an error,
+    SIGTERM or Ctrl-C removes the temporary file.
     """
-    from modelport.batch.score import parse_map, score_files
+    from modelport.batch.files import refuse_existing
+    from modelport.batch.score import Interrupted, parse_map, score_files, stop_on_signals
 
     try:
         pairs = parse_map(mapping)
         keep_cols = _split_commas(keep)
         wanted = _split_commas(outputs)
+        if not force:
+            refuse_existing(output)
         if engine == "spark":
             from modelport.batch.spark import score_with_spark
 
@@ -499,24 +509,30 @@ def score(
                 mapping=pairs,
                 outputs=wanted,
                 on_error=on_error,  # type: ignore[arg-type]
+                overwrite=force,
             )
         else:
-            report = score_files(
-                model,
-                list(inputs),
-                output,
-                input_format=input_format,
-                output_format=output_format,
-                batch_size=batch_size,
-                workers=workers,
-                keep=keep_cols,
-                mapping=pairs,
-                outputs=wanted,
-                on_error=on_error,  # type: ignore[arg-type]
-                progress=progress,
-            )
+            with stop_on_signals():
+                report = score_files(
+                    model,
+                    list(inputs),
+                    output,
+                    input_format=input_format,
+                    output_format=output_format,
+                    batch_size=batch_size,
+                    workers=workers,
+                    keep=keep_cols,
+                    mapping=pairs,
+                    outputs=wanted,
+                    on_error=on_error,  # type: ignore[arg-type]
+                    progress=progress,
+                    overwrite=force,
+                )
     except ModelportError as exc:
         _fail(exc)
+    except Interrupted as stop:
+        click.echo(f"error: {stop}; removed the unfinished output, {output} was not written", err=True)
+        sys.exit(128 + stop.signum)
     startup = f", {report.startup:.1f}s of it starting {report.workers} workers" if report.startup else ""
     rate = f", {report.rows_per_second:,.0f} rows/s" if report.seconds else ""
     click.echo(

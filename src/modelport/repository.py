@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from modelport import faults
 from modelport.config import ModelConfig, merge, read_config
 from modelport.errors import (
     ConfigError,
@@ -270,6 +271,9 @@ class Repository:
             entry.reason = f"{type(exc).__name__}: {exc}"
             entry.state = "FAILED"
             log.exception("model %s version %d failed to load", name, entry.version)
+        if entry.state == "FAILED":
+            # A file still being copied (truncated) fails here; it is tried again when its files change.
+            faults.count("model_load", name)
         entry.load_seconds = time.perf_counter() - start
 
     @staticmethod
@@ -451,10 +455,14 @@ class Repository:
     def _poll(self, poll_seconds: float) -> None:
         last_error = ""
         while not self._stop.wait(poll_seconds):
+            faults.expose()  # the server's metrics exist by the first poll
             try:
                 self.refresh()
+                if last_error:
+                    log.warning("repository poll of %s works again", self.root)
                 last_error = ""
             except Exception as exc:  # a flaky disk or bucket must not stop the poller
+                faults.count("repository_poll")
                 text = f"{type(exc).__name__}: {exc}"
                 if text != last_error:  # once per distinct failure, not every poll
                     log.exception("repository poll of %s failed; serving what is loaded", self.root)

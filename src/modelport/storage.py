@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,33 @@ def fetch(uri: str) -> Path:
         raise ModelLoadError(f"{text}: no such file or directory")
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     target = cache_dir() / key / Path(path).name
-    if fs.isdir(path):
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        target.mkdir(parents=True, exist_ok=True)
-        fs.get(path + "/", str(target) + "/", recursive=True)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fs.get(path, str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Download beside the target and swap it in only when complete: a backend that fails
+    # mid-download leaves the previous copy (what the server is serving from) as it was.
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.download-"))
+    try:
+        if fs.isdir(path):
+            fs.get(path + "/", str(staging) + "/", recursive=True)
+            _swap(staging, target)
+        else:
+            fs.get(path, str(staging / target.name))
+            os.replace(staging / target.name, target)
+    except Exception as exc:
+        raise ModelLoadError(f"{text}: the download failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _swap(new: Path, target: Path) -> None:
+    """Put the directory ``new`` at ``target``, replacing what is there with two renames."""
+    old = new.parent / f"{new.name}.old"
+    if target.exists():
+        os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except OSError:
+        if old.exists():
+            os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -20,7 +20,16 @@ import pyarrow as pa
 
 from modelport.errors import ConfigError
 
-__all__ = ["FORMATS", "InputFile", "OutputWriter", "expand_inputs", "format_of", "read_batches", "schema_of"]
+__all__ = [
+    "FORMATS",
+    "InputFile",
+    "OutputWriter",
+    "expand_inputs",
+    "format_of",
+    "read_batches",
+    "refuse_existing",
+    "schema_of",
+]
 
 FORMATS = ("parquet", "csv", "jsonl")
 
@@ -285,14 +294,23 @@ def _conform(file: InputFile, batch: pa.RecordBatch, target: pa.Schema) -> pa.Re
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
+def refuse_existing(uri: str) -> None:
+    """Fail, naming the file and the flag, when ``uri`` already exists (``score`` without ``--force``)."""
+    fs, path = _fs(uri)
+    if fs.exists(path):
+        raise ConfigError(f"{uri} already exists; pass --force to overwrite it")
+
+
 class OutputWriter:
     """Writes record batches to Parquet, CSV or JSON Lines under a temporary name.
 
     ``commit()`` renames the file into place; ``abort()`` (or leaving the ``with`` block
-    with an exception) deletes it, so a crash never leaves a file that looks complete.
+    with an exception, :class:`~modelport.batch.score.Interrupted` by SIGTERM or SIGINT
+    included) deletes it, so a crash never leaves a file that looks complete. With
+    ``overwrite=False`` an existing target is refused before anything is written.
     """
 
-    def __init__(self, uri: str, fmt: str | None = None) -> None:
+    def __init__(self, uri: str, fmt: str | None = None, *, overwrite: bool = True) -> None:
         self.uri = uri
         self.format = format_of(uri, fmt)
         self.fs, self.path = _fs(uri)
@@ -302,6 +320,8 @@ class OutputWriter:
                 raise ConfigError(f"{uri}: the folder {parent} does not exist")
         if self.fs.isdir(self.path):
             raise ConfigError(f"{uri}: is a folder; name an output file")
+        if not overwrite:
+            refuse_existing(uri)
         tmp_base = f".{base}.{uuid.uuid4().hex[:8]}.partial"
         self.tmp_path = f"{parent}/{tmp_base}" if parent else tmp_base
         self._fh: Any = None

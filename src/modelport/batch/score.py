@@ -10,7 +10,10 @@ fails it is taken row by row, to apply the ``--on-error`` policy.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,7 +30,16 @@ from modelport.signature import Batch, TensorSpec
 if TYPE_CHECKING:
     from modelport.model import Model
 
-__all__ = ["ON_ERROR", "ScoreOptions", "ScoreReport", "Scorer", "parse_map", "score_files"]
+__all__ = [
+    "ON_ERROR",
+    "Interrupted",
+    "ScoreOptions",
+    "ScoreReport",
+    "Scorer",
+    "parse_map",
+    "score_files",
+    "stop_on_signals",
+]
 
 OnError = Literal["fail", "skip", "null"]
 ON_ERROR: tuple[OnError, ...] = ("fail", "skip", "null")
@@ -487,6 +499,46 @@ def _scatter(value: np.ndarray | None, positions: np.ndarray, n: int, spec: Tens
 # -- the file loop ----------------------------------------------------------------------------------------------
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived while scoring.
+
+    Raised in the main thread by :func:`stop_on_signals`, it unwinds the scoring loop like
+    any error, so the output writer deletes its partial file. A BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` on the way swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.name}")
+
+
+@contextlib.contextmanager
+def stop_on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """Turn the first of ``signums`` into :class:`Interrupted`; later ones are ignored while cleaning up.
+
+    Without this SIGTERM ends the process at once and leaves the ``.partial`` output behind.
+    A no-op outside the main thread (only it may set signal handlers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
 @dataclass
 class ScoreReport:
     """What a run did: rows read and written, and how long it took."""
@@ -575,18 +627,31 @@ def score_files(
     outputs: Sequence[str] | None = None,
     on_error: OnError = "fail",
     progress: bool | None = None,
+    overwrite: bool = True,
 ) -> ScoreReport:
     """Score files with a model and write one output file (what ``modelport score`` runs).
 
     ::
 
         score_files("models/wine", ["data/*.parquet"], "scored.parquet", keep=["id"], workers=4)
+
+    ``overwrite=False`` refuses an existing output before anything is read (the CLI's default).
     """
-    from modelport.batch.files import OutputWriter, count_rows, expand_inputs, format_of, read_batches, schema_of
+    from modelport.batch.files import (
+        OutputWriter,
+        count_rows,
+        expand_inputs,
+        format_of,
+        read_batches,
+        refuse_existing,
+        schema_of,
+    )
     from modelport.loading import load_model
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if not overwrite:
+        refuse_existing(output)
     files = expand_inputs(inputs, input_format)
     out_format = format_of(output, output_format)
     schema = schema_of(files[0])
@@ -612,7 +677,7 @@ def score_files(
     bar = Progress(total, progress)
     started = time.perf_counter()
     with (
-        OutputWriter(output, out_format) as sink,
+        OutputWriter(output, out_format, overwrite=overwrite) as sink,
         _Background(sink) as writer,
         _Prefetch(read_batches(files, batch_size, schema, needed)) as batches,
     ):

@@ -325,11 +325,13 @@ def score_with_spark(
     outputs: Sequence[str] | None = None,
     on_error: OnError = "fail",
     session: SparkSession | None = None,
+    overwrite: bool = False,
 ) -> ScoreReport:
     """``modelport score --engine spark``: read with Spark, score with :func:`predict`, write with Spark.
 
     Spark writes ``output`` as a folder of part files; its output committer moves them
-    into place only when the job succeeds (``_SUCCESS`` marks a complete folder).
+    into place only when the job succeeds (``_SUCCESS`` marks a complete folder). An
+    existing ``output`` is an error unless ``overwrite`` (``--force``).
     """
     from modelport.batch.files import format_of
 
@@ -368,7 +370,7 @@ def score_with_spark(
         on_error=on_error,
         _wide=out_fmt == "csv",
     )
-    writer = scored.write.mode("errorifexists")
+    writer = scored.write.mode("overwrite" if overwrite else "errorifexists")
     try:
         if out_fmt == "parquet":
             writer.parquet(output)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import struct
 from typing import Any
 
 import numpy as np
@@ -500,9 +501,25 @@ class ImputerModel(_Scalar):
 # --- Bucketizer / Binarizer ----------------------------------------------------------------------
 
 
+def _order_keys(x: np.ndarray) -> np.ndarray:
+    """int64 keys that sort doubles as Java's ``Double.compare`` does (-0.0 before 0.0)."""
+    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
+    return np.where(bits >= 0, bits, -(bits & np.int64(0x7FFFFFFFFFFFFFFF)) - 1)
+
+
+def _order_key(x: float) -> int:
+    """:func:`_order_keys` for one double."""
+    bits = struct.unpack("<q", struct.pack("<d", x))[0]
+    return int(bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF) - 1)
+
+
 @register
 class Bucketizer(_Scalar):
-    """Bucket index by the splits: [s_i, s_i+1), the last bucket closed; NaN per handleInvalid."""
+    """Bucket index by the splits: [s_i, s_i+1), the last bucket closed; NaN per handleInvalid.
+
+    Spark finds the bucket with ``java.util.Arrays.binarySearch``, which orders -0.0 below 0.0,
+    after checking ``x == last split`` numerically; the keys below give the same order.
+    """
 
     spark_classes = (_SPARK + "Bucketizer",)
 
@@ -517,12 +534,14 @@ class Bucketizer(_Scalar):
             raise ModelLoadError(f"{meta.path}: Bucketizer has no splits")
         self.splits = [np.asarray([as_float(v) for v in a], dtype=np.float64) for a in arrays]
         self.split_lists: list[list[float]] = [a.tolist() for a in self.splits]
+        self.split_keys = [_order_keys(a) for a in self.splits]
+        self.split_key_lists: list[list[int]] = [k.tolist() for k in self.split_keys]
         self.mode = _handle_invalid(meta, ("error", "skip", "keep"))
         self.name = _name(meta)
 
     def transform(self, frame: Frame) -> None:
         keep_mask: np.ndarray | None = None
-        for (src, dst), splits in zip(self.pairs, self.splits, strict=True):
+        for (src, dst), splits, keys in zip(self.pairs, self.splits, self.split_keys, strict=True):
             x = np.asarray(frame[src], dtype=np.float64)
             nan = np.isnan(x)
             if nan.any():
@@ -532,9 +551,11 @@ class Bucketizer(_Scalar):
                     )
                 if self.mode == "skip":
                     keep_mask = ~nan if keep_mask is None else keep_mask & ~nan
-            out = np.searchsorted(splits, x, side="right").astype(np.float64) - 1.0
-            out[x == splits[-1]] = len(splits) - 2
-            oob = ~nan & ((x < splits[0]) | (x > splits[-1]))
+            xk = _order_keys(x)
+            out = np.searchsorted(keys, xk, side="right").astype(np.float64) - 1.0
+            last = x == splits[-1]
+            out[last] = len(splits) - 2
+            oob = ~nan & ~last & ((xk < keys[0]) | (xk > keys[-1]))
             if oob.any() and (keep_mask is None or (oob & keep_mask).any()):
                 v = float(x[oob][0])
                 raise invalid(
@@ -548,7 +569,7 @@ class Bucketizer(_Scalar):
             frame.filter(keep_mask)
 
     def row(self, values: dict[str, Any]) -> bool:
-        for (src, dst), splits in zip(self.pairs, self.split_lists, strict=True):
+        for (src, dst), splits, keys in zip(self.pairs, self.split_lists, self.split_key_lists, strict=True):
             v = values[src]
             if not isinstance(v, NUMBER_TYPES):
                 return False
@@ -557,12 +578,13 @@ class Bucketizer(_Scalar):
                 if self.mode != "keep":
                     return False
                 values[dst] = float(len(splits) - 1)
-            elif x < splits[0] or x > splits[-1]:
-                return False  # out of bounds: the frame path raises
             elif x == splits[-1]:
                 values[dst] = float(len(splits) - 2)
             else:
-                values[dst] = float(bisect.bisect_right(splits, x) - 1)
+                key = _order_key(x)
+                if key < keys[0] or key > keys[-1]:
+                    return False  # out of bounds: the frame path raises
+                values[dst] = float(bisect.bisect_right(keys, key) - 1)
         return True
 
 

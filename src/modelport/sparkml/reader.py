@@ -10,6 +10,7 @@ stages in ``paramMap.stageUids`` and stores stage *i* in
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,25 @@ def read_metadata(path: Path) -> StageMeta:
         cls = str(raw["class"])
     except (ValueError, KeyError, IndexError) as exc:
         raise ModelLoadError(f"{parts[0]}: not Spark ML metadata JSON ({type(exc).__name__}: {exc})") from None
-    version = str(raw.get("sparkVersion", "0.0"))
-    try:
-        major, minor = (int(x) for x in version.split(".")[:2])
-    except ValueError:
-        major, minor = 0, 0
+    major, minor = _spark_version(parts[0], raw.get("sparkVersion"))
     params = dict(raw.get("defaultParamMap") or {})
     params.update(raw.get("paramMap") or {})
     return StageMeta(cls, str(raw.get("uid", "")), (major, minor), params, raw, path)
+
+
+def _spark_version(source: Path, value: Any) -> tuple[int, int]:
+    """``major.minor`` of the saving Spark ("3.5.1", "4.0.0-preview2"); anything else fails the load.
+
+    Some stages read differently by version (HashingTF's hash before 3.0), so guessing would
+    silently change answers.
+    """
+    found = re.match(r"(\d+)\.(\d+)(?:[.\-+]|$)", value) if isinstance(value, str) else None
+    if found is None:
+        raise ModelLoadError(
+            f"{source}: sparkVersion {value!r} is not a Spark version such as '3.5.1'; "
+            "the stage's behaviour depends on it, so the model is not loaded"
+        )
+    return int(found.group(1)), int(found.group(2))
 
 
 def read_data(path: Path, sub: str = "data") -> Any:

@@ -1,8 +1,9 @@
 """Text stages: tokenizers, stop words, n-grams and term-frequency vectorisers.
 
-Each follows the Spark source it names (``ml/feature/<Name>.scala``). Java's regex
-``\\s`` and ``\\w`` are ASCII-only, so patterns compile with ``re.ASCII``; Java's
-``String.split`` drops trailing empty strings, which :func:`_java_split` mirrors.
+Each follows the Spark source it names (``ml/feature/<Name>.scala``). RegexTokenizer
+patterns are ``java.util.regex`` patterns, translated construct by construct (or refused at
+load) by :mod:`modelport.sparkml.java_regex`; lower-casing is Java's ``toLowerCase``
+(:mod:`modelport.sparkml.java_case`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from modelport.errors import ModelLoadError
+from modelport.sparkml.java_case import java_lower, locale_lower
+from modelport.sparkml.java_regex import UnsupportedRegex, compile_java, java_find_all, java_split
 from modelport.sparkml.reader import StageMeta, read_data
 from modelport.sparkml.stage import ColumnInfo, Frame, Schema, Stage, param_or, register
 from modelport.sparkml.vectors import DENSE_LIMIT, SparseRow, sparse_rows, to_dense
@@ -36,23 +39,9 @@ __all__ = [
 _SPARK = "org.apache.spark.ml.feature."
 
 
-def _java_split(pattern: re.Pattern[str], text: str) -> list[str]:
-    """``String.split(regex)``: no match gives ``[text]``; trailing empty strings are removed."""
-    parts = pattern.split(text)
-    if len(parts) == 1:
-        return parts
-    while parts and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
 def _java_len(s: str) -> int:
     """String length in UTF-16 code units, as Java counts it."""
     return len(s) if s.isascii() else len(s.encode("utf-16-le")) // 2
-
-
-def _lower(s: str) -> str:
-    return s.lower()
 
 
 class _TextStage(Stage):
@@ -107,7 +96,7 @@ class _TextStage(Stage):
 
 def _tokenize(s: str, split: Any = re.compile(r"\s", re.ASCII).split) -> list[str]:
     """Spark's Tokenizer on one string: lower-case, split on each whitespace character, drop trailing empties."""
-    s = s.lower()
+    s = java_lower(s)
     if "\t" in s or "\n" in s or "\r" in s or "\x0b" in s or "\x0c" in s:
         parts: list[str] = split(s)
     else:
@@ -156,23 +145,24 @@ class RegexTokenizer(_TextStage):
         super().__init__(meta)
         pattern = str(param_or(meta, "pattern", r"\s+"))
         try:
-            self.pattern = re.compile(pattern, re.ASCII)
+            self.pattern = compile_java(pattern)
+        except UnsupportedRegex as exc:
+            raise ModelLoadError(
+                f"{meta.path}: RegexTokenizer ({meta.uid}) pattern {pattern!r} uses a Java regex construct modelport "
+                f"cannot run exactly: {exc}; rewrite the pattern without it"
+            ) from None
         except re.error as exc:
-            raise ModelLoadError(f"{meta.path}: RegexTokenizer pattern {pattern!r} is not usable here: {exc}") from None
+            raise ModelLoadError(
+                f"{meta.path}: RegexTokenizer ({meta.uid}) pattern {pattern!r} is not usable here: {exc}"
+            ) from None
         self.gaps = bool(param_or(meta, "gaps", True))
         self.min_length = int(param_or(meta, "minTokenLength", 1))
         self.lowercase = bool(param_or(meta, "toLowercase", True))
 
     def fn(self, value: Any) -> list[str]:
-        s = value.lower() if self.lowercase else value
-        pattern, min_len = self.pattern, self.min_length
-        tokens: list[str] = (
-            _java_split(pattern, s)
-            if self.gaps
-            else pattern.findall(s)
-            if not pattern.groups
-            else [m.group(0) for m in pattern.finditer(s)]
-        )
+        s = java_lower(value) if self.lowercase else value
+        min_len = self.min_length
+        tokens = java_split(self.pattern, s) if self.gaps else java_find_all(self.pattern, s)
         return [t for t in tokens if _java_len(t) >= min_len] if min_len > 0 else tokens
 
 
@@ -186,7 +176,11 @@ class StopWordsRemover(Stage):
         super().__init__(meta)
         words = [str(w) for w in (meta.get("stopWords") or [])]
         self.case_sensitive = bool(param_or(meta, "caseSensitive", False))
-        self.words = frozenset(words if self.case_sensitive else (w.lower() for w in words))
+        try:
+            self.lower = locale_lower(str(param_or(meta, "locale", "en_US")))
+        except ValueError as exc:
+            raise ModelLoadError(f"{meta.path}: StopWordsRemover ({meta.uid}): {exc}") from None
+        self.words = frozenset(words if self.case_sensitive else (self.lower(w) for w in words))
         self.name = f"StopWordsRemover ({meta.uid})"
 
     def input_datatype(self, column: str) -> str:
@@ -205,7 +199,8 @@ class StopWordsRemover(Stage):
             return None
         if self.case_sensitive:
             return [t for t in tokens if t not in words]
-        return [t for t in tokens if t is None or t.lower() not in words]
+        lower = self.lower
+        return [t for t in tokens if t is None or lower(t) not in words]
 
     def transform(self, frame: Frame) -> None:
         for src, dst in zip(self.inputs, self.outputs, strict=True):

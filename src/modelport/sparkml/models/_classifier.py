@@ -4,8 +4,9 @@
 from the raw column when it is produced, else from the features; ``prediction``
 from the raw column when produced (``raw2prediction``), else from the probability
 (``probability2prediction``), else straight from the features (``predict``). Without
-``thresholds`` the prediction is the first argmax; with them, the argmax of
-``p / t`` where ``t == 0`` scores +inf.
+``thresholds`` the prediction is the first argmax; with them, the first index whose
+``p / t`` beats every earlier one, starting from -inf: a zero threshold scores +inf, but
+0/0 is NaN, so a zero-probability class with a zero threshold is never chosen.
 """
 
 from __future__ import annotations
@@ -128,10 +129,10 @@ class ProbabilisticClassifierStage(ClassifierStage):
     def probability_to_prediction(self, prob: np.ndarray) -> np.ndarray:
         if self.thresholds is None:
             return spark_argmax(prob).astype(np.float64)
-        t = self.thresholds
         with np.errstate(divide="ignore", invalid="ignore"):
-            scaled = np.where(t == 0.0, np.inf, prob / np.where(t == 0.0, 1.0, t))
-        return spark_argmax(scaled).astype(np.float64)
+            scaled = prob / self.thresholds
+        # Spark's loop starts from max = -inf and moves on a strict '>': NaN never wins, all-NaN gives 0.
+        return np.argmax(np.where(np.isnan(scaled), -np.inf, scaled), axis=1).astype(np.float64)
 
     def prob_row(self, raw: list[float]) -> list[float]:
         """:meth:`raw_to_probability` for one row."""
@@ -145,8 +146,12 @@ class ProbabilisticClassifierStage(ClassifierStage):
     def probability_to_prediction_row(self, prob: list[float]) -> float:
         if self.thresholds is None:
             return float(row_argmax(prob))
-        scaled = [math.inf if t == 0.0 else p / t for p, t in zip(prob, self.thresholds.tolist(), strict=True)]
-        return float(row_argmax(scaled))
+        best, top = 0, -math.inf
+        for i, (p, t) in enumerate(zip(prob, self.thresholds.tolist(), strict=True)):
+            scaled = (math.nan if p == 0.0 or p != p else math.copysign(math.inf, p)) if t == 0.0 else p / t
+            if scaled > top:
+                best, top = i, scaled
+        return float(best)
 
     def row_step(self) -> RowStep | None:
         if type(self).prob_row is ProbabilisticClassifierStage.prob_row:

@@ -2,7 +2,8 @@
 
 prediction (an int, as Spark's IntegerType) = the index of the closest center, the
 first one on ties: squared Euclidean distance, or cosine distance
-``1 − x·c / (|x| |c|)`` (a zero vector gives NaN distances and so cluster 0).
+``1 − x·c / (|x| |c|)``. Spark fails on a zero vector under cosine distance (no direction),
+so a request holding one gets a 400 naming the row.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from modelport.errors import ModelLoadError
 from modelport.sparkml.models._base import PredictorStage
 from modelport.sparkml.reader import StageMeta, dense_vector, read_data
 from modelport.sparkml.stage import Frame, register
+from modelport.sparkml.vectors import invalid
 
 __all__ = ["KMeansModel"]
 
@@ -77,9 +79,22 @@ class KMeansModel(PredictorStage):
         col = self.col("predictionCol")
         if not col:
             return
-        d = self.distances(self.features(frame))
+        x = self.features(frame)
+        if self.measure == "cosine":
+            self._check_nonzero(x)
+        d = self.distances(x)
         d = np.where(np.isnan(d), np.inf, d)
         frame[col] = np.argmin(d, axis=1).astype(np.int32)
+
+    def _check_nonzero(self, x: Any) -> None:
+        sq = np.asarray(x.multiply(x).sum(axis=1)).ravel() if sp.issparse(x) else (x * x).sum(axis=1)
+        zero = np.flatnonzero(sq == 0)
+        if zero.size:
+            raise invalid(
+                f"KMeansModel ({self.meta.uid})",
+                self.features_col,
+                f"row {int(zero[0])} is a zero vector; cosine distance is not defined for it (Spark fails the job)",
+            )
 
     def summary(self) -> str:
         return f"k={self.k}, {self.measure}, {self.num_features} features"

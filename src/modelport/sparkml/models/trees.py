@@ -3,8 +3,9 @@
 
 Saved nodes carry pre-order ids from 0; leaves have children -1. A continuous split
 sends ``x <= threshold`` left (NaN goes right); a categorical split sends ``x`` left when
-it equals one of the stored left categories (a value that is no category at all goes
-right, or left when the left side holds more than half the categories). All trees of a model are stacked into one
+it equals one of the stored left categories; a value that is none of the node's own
+``numCategories`` categories (NaN, unseen, non-integer) goes right, or left when the left
+side holds more than half of that node's categories (Spark then keeps the right ones). All trees of a model are stacked into one
 node table and every row walks all trees at once, one level per numpy step; a leaf
 points to itself so rows that reach it early simply stay.
 
@@ -144,8 +145,11 @@ class _Forest:
         # Spark keeps whichever side is smaller: with more than numCategories/2 left categories it
         # stores the right ones, and a value outside them (NaN, unseen, non-integer) then goes left.
         self.cat_other_left = np.zeros(len(cat_rows), dtype=bool)
+        # Each node's own category count: a value at or past it is no category of that node.
+        self.cat_count = np.zeros(len(cat_rows), dtype=np.float64)
         for r, (g, values, num_cat) in enumerate(cat_rows):
             self.cat_row[g] = r
+            self.cat_count[r] = num_cat
             self.cat_other_left[r] = len(values) > num_cat // 2
             for v in values:
                 if not (0 <= v < num_cat and v == int(v)):
@@ -168,6 +172,7 @@ class _Forest:
             self.cat_row.tolist(),
             [frozenset(np.flatnonzero(r).tolist()) for r in self.cat_table],
             self.cat_other_left.tolist(),
+            self.cat_count.tolist(),
         )
         self.prediction_list: list[float] = self.prediction.tolist()
         self.impurity_list: list[float] = self.impurity.tolist()
@@ -175,14 +180,13 @@ class _Forest:
 
     def leaves_row(self, x: RowVector) -> list[int]:
         """:meth:`leaves` for one row: the leaf id reached in each tree, in tree order."""
-        roots, feat, thr, left, right, cat_row, cat_left, other_left = self._row_tables
+        roots, feat, thr, left, right, cat_row, cat_left, other_left, cat_count = self._row_tables
         if isinstance(x, SparseRow):
             sparse = dict(zip(x.indices, x.values, strict=True))
             get = sparse.get
             xs: Any = None
         else:
             xs = x
-        width = self.cat_width
         out = []
         for g in roots:
             while left[g] != g:
@@ -191,7 +195,7 @@ class _Forest:
                 r = cat_row[g]
                 if r < 0:
                     g = left[g] if v <= thr[g] else right[g]
-                elif 0 <= v < width and v == math.floor(v):
+                elif 0 <= v < cat_count[r] and v == math.floor(v):
                     g = left[g] if int(v) in cat_left[r] else right[g]
                 else:
                     g = left[g] if other_left[r] else right[g]
@@ -218,10 +222,10 @@ class _Forest:
                 is_cat = cr >= 0
                 if is_cat.any():
                     vc = v[is_cat]
-                    with np.errstate(invalid="ignore"):
-                        ok = (vc >= 0) & (vc < self.cat_width) & (vc == np.floor(vc))
-                    idx = np.where(ok, vc, 0).astype(np.intp)
                     rows_cat = cr[is_cat]
+                    with np.errstate(invalid="ignore"):
+                        ok = (vc >= 0) & (vc < self.cat_count[rows_cat]) & (vc == np.floor(vc))
+                    idx = np.where(ok, vc, 0).astype(np.intp)
                     go_left[is_cat] = np.where(ok, self.cat_table[rows_cat, idx], self.cat_other_left[rows_cat])
             cur = np.where(go_left, self.left[cur], self.right[cur])
         return cur

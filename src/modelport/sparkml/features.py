@@ -359,7 +359,9 @@ class VectorAssembler(Stage):
             self.sizes.append(1 if info is None or info.kind == "number" else info.size)
         total = None if any(s is None for s in self.sizes) else sum(s for s in self.sizes if s is not None)
         self.size = total
-        schema[self.out_col] = ColumnInfo("vector", total)
+        from modelport.sparkml.vector_stages import assembled_attrs  # Spark's attribute names, for VectorSlicer
+
+        schema[self.out_col] = ColumnInfo("vector", total, attrs=assembled_attrs(self.inputs, schema))
 
     def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
         return "FP64", (-1, self.size if self.size else -1)

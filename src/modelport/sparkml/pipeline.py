@@ -26,7 +26,7 @@ from modelport.errors import ModelLoadError
 from modelport.signature import Batch, Signature, TensorSpec
 from modelport.sparkml.reader import StageMeta, read_metadata, stage_dirs
 from modelport.sparkml.registry import supported_classes
-from modelport.sparkml.stage import STAGES, ColumnInfo, Frame, RowStep, Schema, Stage, setup_stage
+from modelport.sparkml.stage import STAGES, Attr, ColumnInfo, Frame, RowStep, Schema, Stage, setup_stage
 from modelport.sparkml.vectors import VECTOR_TYPES, row_array
 
 __all__ = ["SparkPipeline", "load_pipeline", "load_stages"]
@@ -86,6 +86,15 @@ def _vector_sources(stages: list[Stage]) -> dict[str, tuple[int, ...]]:
     return found
 
 
+def _source_attrs(kind: str, col: str, size: int | None) -> tuple[Attr, ...] | None:
+    """A request column carries no ML attributes: numbers are numeric, vector slots numeric and unnamed."""
+    if kind == "number":
+        return ((col, 0),)
+    if kind == "vector" and size is not None:
+        return ((None, 0),) * size
+    return None
+
+
 class SparkPipeline:
     """Stages over a Frame, with the signature and alignment rules in the module docstring."""
 
@@ -109,7 +118,8 @@ class SparkPipeline:
                         dt, shape = "FP64", vector_sources[col]
                     sources[col] = (dt, shape)
                     kind = "vector" if len(shape) == 2 else "string" if dt == "BYTES" else "number"
-                    schema[col] = ColumnInfo(kind, shape[1] if len(shape) == 2 and shape[1] > 0 else None)
+                    size = shape[1] if len(shape) == 2 and shape[1] > 0 else None
+                    schema[col] = ColumnInfo(kind, size, attrs=_source_attrs(kind, col, size))
             setup_stage(stage, schema)
             for col in stage.outputs:
                 produced[col] = stage

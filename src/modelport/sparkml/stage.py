@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from modelport.sparkml.reader import StageMeta
 
-__all__ = ["STAGES", "Column", "Frame", "RowStep", "Stage", "register"]
+__all__ = ["STAGES", "Attr", "Column", "Frame", "RowStep", "Stage", "register"]
 
 Column = Any  # np.ndarray | sp.csr_matrix
 RowStep = Callable[[dict[str, Any]], bool]
@@ -144,17 +144,33 @@ class ColumnInfo:
     ``kind`` is ``number``, ``string``, ``tokens`` or ``vector``. ``labels`` carries a
     StringIndexer's labels forward, as Spark's ML attribute metadata does, so that
     IndexToString works without its own ``labels`` param.
+
+    ``attrs`` is a vector's per-slot ML attributes where a stage knows them (VectorSlicer selects
+    by these names, Interaction one-hot encodes nominal slots): one :data:`Attr` per slot, None
+    when unknown.
     """
 
-    __slots__ = ("kind", "labels", "size")
+    __slots__ = ("attrs", "kind", "labels", "size")
 
-    def __init__(self, kind: str, size: int | None = None, labels: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        size: int | None = None,
+        labels: tuple[str, ...] | None = None,
+        attrs: tuple[Attr, ...] | None = None,
+    ) -> None:
         self.kind = kind
         self.size = size
         self.labels = labels
+        self.attrs = attrs
 
     def __repr__(self) -> str:
-        return f"ColumnInfo({self.kind!r}, size={self.size}, labels={self.labels})"
+        return f"ColumnInfo({self.kind!r}, size={self.size}, labels={self.labels}, attrs={self.attrs})"
+
+
+Attr = tuple[str | None, int | None]
+"""One slot's ML attribute: ``(name, cardinality)``; cardinality 0 is numeric, n > 0 a nominal
+feature with n values; None where the runtime does not know (then stages that need it refuse)."""
 
 
 Schema = dict[str, ColumnInfo]

@@ -14,6 +14,7 @@ import numpy as np
 
 from modelport.dataplane import DataPlane
 from modelport.errors import BadRequest, InvalidInput
+from modelport.inference import InferCall, InferRequest, InferResponse, Trace
 from modelport.model import Model
 from modelport.server.http import Request, Response, dumps, json_response
 from modelport.signature import Batch
@@ -43,9 +44,9 @@ def list_models(plane: DataPlane) -> Response:
 
 
 def status(plane: DataPlane, name: str, version: str | None) -> Response:
-    entry = plane.repository.entry(name)
+    entry = plane.entry(name)
     if version is not None:
-        model = plane.model(name, version)
+        model = plane.describe(name, version)
         chosen = [entry.versions[model.version]]
     else:
         chosen = sorted(entry.versions.values(), key=lambda v: -v.version)
@@ -76,7 +77,7 @@ def _tf_tensor(spec: Any) -> dict[str, Any]:
 
 
 def metadata(plane: DataPlane, name: str, version: str | None) -> Response:
-    model = plane.model(name, version)
+    model = plane.describe(name, version)
     sig = model.signature
     body = {
         "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
@@ -172,15 +173,30 @@ def encode_predictions(result: Batch, row_format: bool) -> dict[str, Any]:
     return {"predictions": [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]}
 
 
-async def predict(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
-    request.protocol = "v1"
-    model = request.model = plane.model(name, version, request.headers)
-    batch, row_format = decode_predict(model, request.json())
-    request.inputs = batch
-    result = request.outputs = await plane.infer(model, batch)
-    plane.shadow(model, batch, result)
-    return Response(
-        200,
-        dumps(encode_predictions(result, row_format)),
-        extra_headers=[model.version_header],
-    )
+class _Predict:
+    """One V1 ``:predict`` request as a codec for the DataPlane."""
+
+    __slots__ = ("name", "request", "row_format", "version")
+
+    def __init__(self, request: Request, name: str, version: str | None) -> None:
+        self.request = request
+        self.name = name
+        self.version = version
+        self.row_format = True
+
+    def decode(self, model: Model) -> InferRequest:
+        batch, self.row_format = decode_predict(model, self.request.json())
+        return InferRequest(self.name, self.version, batch, headers=self.request.headers)
+
+    def encode(self, answer: InferResponse) -> Response:
+        return Response(
+            200,
+            dumps(encode_predictions(answer.outputs, self.row_format)),
+            extra_headers=[answer.model.version_header],
+        )
+
+
+async def predict(plane: DataPlane, request: Request, name: str, version: str | None, trace: Trace) -> Response:
+    codec = _Predict(request, name, version)
+    call = InferCall("v1", name, version, request.headers, codec.decode, codec.encode, len(request.body))
+    return await plane.infer(call, trace)

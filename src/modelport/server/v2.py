@@ -11,57 +11,42 @@ from typing import Any
 import numpy as np
 import orjson
 
-from modelport.dataplane import DataPlane
+from modelport.dataplane import PLATFORMS, DataPlane
 from modelport.errors import BadRequest
+from modelport.inference import NO_PARAMETERS, InferCall, InferRequest, InferResponse, Trace
 from modelport.model import Model
 from modelport.server.binary import HEADER, encode_tensor, split_body, tensor_from_bytes
 from modelport.server.http import Request, Response, dumps, json_response
 from modelport.signature import Batch
 
-__all__ = ["decode_infer", "encode_outputs", "infer", "model_metadata", "model_ready"]
-
-PLATFORMS = {"onnx": "onnx_onnxv1"}
+__all__ = ["PLATFORMS", "decode_infer", "encode_outputs", "infer", "model_metadata", "model_ready"]
 
 
 def model_metadata(plane: DataPlane, name: str, version: str | None) -> Response:
-    model = plane.model(name, version)
-    entry = plane.repository.entry(name)
-    body = {
-        "name": model.name,
-        "versions": [str(v) for v in sorted(entry.versions)],
-        "platform": PLATFORMS.get(model.flavor, f"modelport_{model.flavor}"),
-        **model.signature.to_dict(),
+    meta = plane.model_metadata(name, version)
+    body: dict[str, Any] = {
+        "name": meta.name,
+        "versions": meta.versions,
+        "platform": meta.platform,
+        "inputs": [s.to_dict() for s in meta.inputs],
+        "outputs": [s.to_dict() for s in meta.outputs],
+        # Not in the spec's required fields: each version's lifecycle state, and the traffic split.
+        "version_states": meta.version_states,
     }
-    chosen = [entry.versions[model.version]] if version is not None else list(entry.versions.values())
-    if version is not None:
-        body["versions"] = [str(model.version)]
-    # Not in the spec's required fields: each version's lifecycle state, and the traffic split.
-    body["version_states"] = [
-        {"version": str(v.version), "state": v.state, "reason": v.reason}
-        for v in sorted(chosen, key=lambda v: v.version)
-    ]
-    if version is None:
-        body["traffic"] = {str(n): share for n, share in entry.route.shares().items()}
-        if entry.route.shadow is not None:
-            body["shadow_version"] = str(entry.route.shadow[0])
-            stats = plane.shadow_stats.get((name, entry.route.shadow[0]))
-            if stats is not None:
-                body["shadow_stats"] = stats.to_dict()
-    if entry.config_error:
-        body["config_error"] = entry.config_error
+    if meta.traffic is not None:
+        body["traffic"] = meta.traffic
+    if meta.shadow_version is not None:
+        body["shadow_version"] = meta.shadow_version
+    if meta.shadow_stats is not None:
+        body["shadow_stats"] = meta.shadow_stats
+    if meta.config_error:
+        body["config_error"] = meta.config_error
     return json_response(body)
 
 
 def model_ready(plane: DataPlane, name: str, version: str | None) -> Response:
     """200 when ready, 400 when not (the spec's "4xx means false"), 404 when unknown."""
-    entry = plane.repository.entry(name)
-    if version is None:
-        ok = entry.latest() is not None
-    else:
-        if not version.isdigit() or int(version) not in entry.versions:
-            plane.repository.get(name, version)  # raises UnknownVersion naming what exists
-        ok = entry.versions[int(version)].state == "AVAILABLE"
-    return Response(200 if ok else 400, b"")
+    return Response(200 if plane.model_ready(name, version) else 400, b"")
 
 
 def decode_infer(model: Model, body: Any, binary: memoryview | None = None) -> tuple[Batch, list[str] | None]:
@@ -152,34 +137,62 @@ def encode_outputs(
     return out, raw
 
 
-async def infer(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
-    request.protocol = "v2"
-    model = request.model = plane.model(name, version, request.headers)
-    header_length = request.header(HEADER)
-    binary: memoryview | None = None
-    if header_length is not None:
-        head, binary = split_body(request.body, header_length)
-        try:
-            body = orjson.loads(head)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"the JSON header of the binary request is not valid JSON: {exc}") from None
-    else:
-        body = request.json()
-    batch, outputs = decode_infer(model, body, binary)
-    request.inputs = batch
-    result = request.outputs = await plane.infer(model, batch, outputs)
-    plane.shadow(model, batch, result)
-    entries, raw = encode_outputs(model, result, _binary_wanted(body))
-    response: dict[str, Any] = {"model_name": model.name, "model_version": model.version_text, "outputs": entries}
-    if "id" in body:
-        response["id"] = body["id"]
-    version_header = model.version_header
-    if not raw:
-        return Response(200, dumps(response), extra_headers=[version_header])
-    head = dumps(response)
-    return Response(
-        200,
-        b"".join([head, *raw]),
-        headers=((b"content-type", b"application/octet-stream"),),
-        extra_headers=[version_header, (b"inference-header-content-length", str(len(head)).encode())],
-    )
+class _Infer:
+    """One V2 REST infer request (JSON, or JSON header plus binary tensors) as a codec for the DataPlane."""
+
+    __slots__ = ("binary", "body", "name", "raw", "request", "version")
+
+    def __init__(self, request: Request, name: str, version: str | None) -> None:
+        self.request = request
+        self.name = name
+        self.version = version
+        self.body: dict[str, Any] = {}
+        self.binary: memoryview | None = None
+
+    def decode(self, model: Model) -> InferRequest:
+        request = self.request
+        header_length = request.header(HEADER)
+        if header_length is not None:
+            head, self.binary = split_body(request.body, header_length)
+            try:
+                body = orjson.loads(head)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest(f"the JSON header of the binary request is not valid JSON: {exc}") from None
+        else:
+            body = request.json()
+        batch, outputs = decode_infer(model, body, self.binary)
+        self.body = body
+        params = body.get("parameters")
+        rid = body.get("id")
+        return InferRequest(
+            self.name,
+            self.version,
+            batch,
+            outputs,
+            params if isinstance(params, dict) else NO_PARAMETERS,
+            None if rid is None else str(rid),
+            request.headers,
+        )
+
+    def encode(self, answer: InferResponse) -> Response:
+        model, body = answer.model, self.body
+        entries, raw = encode_outputs(model, answer.outputs, _binary_wanted(body))
+        response: dict[str, Any] = {"model_name": model.name, "model_version": model.version_text, "outputs": entries}
+        if "id" in body:
+            response["id"] = body["id"]  # echoed as sent
+        version_header = model.version_header
+        if not raw:
+            return Response(200, dumps(response), extra_headers=[version_header])
+        head = dumps(response)
+        return Response(
+            200,
+            b"".join([head, *raw]),
+            headers=((b"content-type", b"application/octet-stream"),),
+            extra_headers=[version_header, (b"inference-header-content-length", str(len(head)).encode())],
+        )
+
+
+async def infer(plane: DataPlane, request: Request, name: str, version: str | None, trace: Trace) -> Response:
+    codec = _Infer(request, name, version)
+    call = InferCall("v2", name, version, request.headers, codec.decode, codec.encode, len(request.body))
+    return await plane.infer(call, trace)

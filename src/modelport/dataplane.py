@@ -46,6 +46,7 @@ from modelport.inference import InferCall, InferResponse, Trace
 from modelport.metrics import observe_inference
 from modelport.model import Model
 from modelport.observe import Observer, RequestRecord
+from modelport.offload import Decoder
 from modelport.repository import Lease, ModelEntry, Repository, VersionEntry
 from modelport.router import ShadowObserver, ShadowStats
 from modelport.signature import Batch, TensorSpec, batch_rows
@@ -79,7 +80,6 @@ DEFAULT_AUTO_BATCH = BatchingConfig(max_batch_size=64, max_latency_ms=0.0)
 PLATFORMS = {"onnx": "onnx_onnxv1"}
 
 Out = TypeVar("Out")
-T = TypeVar("T")
 
 
 class _ModelState:
@@ -147,6 +147,7 @@ class DataPlane:
         self.shadow_observers: list[ShadowObserver] = []
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._shadow_pool: ThreadPoolExecutor | None = None
+        self._decoder = Decoder()
         self.stuck: dict[tuple[str, int], int] = {}
         """Model calls still running in their thread after their request's budget ran out."""
         self.on_stuck: Callable[[str, int, int], None] | None = None
@@ -237,12 +238,18 @@ class DataPlane:
                 raise self._deadline_error(model, state, budget) from None
 
     async def _infer(self, call: InferCall[Out], trace: Trace, model: Model, state: _ModelState, big: bool) -> Out:
-        request = await _offload(call.decode, model) if big else call.decode(model)
+        if big:  # in the helper process: parsing holds the GIL, a thread would still stall the loop
+            request = await self._decoder.decode(call.decode, model.name, model.version, model.signature)
+        else:
+            request = call.decode(model)
+        request.headers = call.headers
         batch = trace.inputs = request.inputs
         outputs = trace.outputs = await self._predict(model, state, batch, request.outputs, big)
         self.shadow(model, batch, outputs)
         response = InferResponse(model, outputs, request.id)
-        return await _offload(call.encode, response) if big else call.encode(response)
+        if big:  # a thread is enough: encoding big answers is Python-level work that yields the GIL
+            return await asyncio.get_running_loop().run_in_executor(None, call.encode, request, response)
+        return call.encode(request, response)
 
     def _deadline_error(self, model: Model, state: _ModelState, budget: float) -> DeadlineExceeded:
         if state.timeout is not None and budget >= state.timeout:
@@ -438,6 +445,11 @@ class DataPlane:
             except Exception:  # an observer's bug must not fail requests
                 log.exception("observer %r failed", observer)
 
+    def close(self) -> None:
+        """At shutdown: stop the decoding process and close the observers."""
+        self._decoder.close()
+        self.close_observers()
+
     def close_observers(self) -> None:
         for observer in self.observers:
             close = getattr(observer, "close", None)
@@ -462,7 +474,3 @@ class DataPlane:
             "direct": b.direct_runs,
             "bypassing": b.bypassing,
         }
-
-
-async def _offload(fn: Callable[[T], Out], arg: T) -> Out:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, arg)

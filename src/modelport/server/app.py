@@ -145,7 +145,7 @@ class ModelportApp:
                 if grpc_server is not None:
                     await grpc_server.stop(grace=5.0)
                 self.repository.close()
-                self.plane.close_observers()
+                self.plane.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

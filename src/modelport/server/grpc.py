@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from modelport.dataplane import DataPlane
 from modelport.errors import BadRequest, ModelportError, Unauthorized
-from modelport.inference import NO_PARAMETERS, InferCall, InferRequest, InferResponse, Parameters, Trace
+from modelport.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Parameters, Trace
 from modelport.model import Model
 from modelport.server.auth import check_bearer
 from modelport.server.binary import encode_tensor, tensor_from_bytes
@@ -84,33 +85,24 @@ def _parameters(params: Any) -> Parameters:
     return out
 
 
-class _Infer:
-    """One ModelInfer request as a codec for the DataPlane."""
-
-    __slots__ = ("headers", "request")
-
-    def __init__(self, request: Any, headers: dict[bytes, bytes]) -> None:
-        self.request = request
-        self.headers = headers
-
-    def decode(self, model: Model) -> InferRequest:
-        request = self.request
-        outputs = [o.name for o in request.outputs] or None
-        return InferRequest(
-            request.model_name,
-            request.model_version or None,
-            decode_tensors(model, request),
-            outputs,
-            _parameters(request.parameters),
-            request.id or None,
-            self.headers,
-        )
-
-    def encode(self, answer: InferResponse) -> Any:
-        return encode_response(answer.model, self.request, answer.outputs)
+def decode_request(request: Any, model: Decodable) -> InferRequest:
+    """A ModelInferRequest to an InferRequest (picklable with the message, for big ones)."""
+    return InferRequest(
+        request.model_name,
+        request.model_version or None,
+        decode_tensors(model, request),
+        [o.name for o in request.outputs] or None,
+        _parameters(request.parameters),
+        request.id or None,
+        codec={"raw": bool(request.raw_input_contents), "id": request.id},
+    )
 
 
-def decode_tensors(model: Model, request: Any) -> Batch:
+def _encode(request: InferRequest, answer: InferResponse) -> Any:
+    return encode_response(answer.model, answer.outputs, bool(request.codec.get("raw")), str(request.codec["id"]))
+
+
+def decode_tensors(model: Decodable, request: Any) -> Batch:
     """The request's tensors as a checked Batch (the same InputPlan checks and messages as REST)."""
     plan = model.plan
     raw = request.raw_input_contents
@@ -138,10 +130,10 @@ def decode_tensors(model: Model, request: Any) -> Batch:
     return plan.check(batch)
 
 
-def encode_response(model: Model, request: Any, result: Batch) -> Any:
+def encode_response(model: Model, result: Batch, use_raw: bool, request_id: str) -> Any:
+    """Outputs as raw_output_contents when the request sent raw inputs, else typed contents."""
     datatypes = model.output_datatypes
-    response = pb.ModelInferResponse(model_name=model.name, model_version=model.version_text, id=request.id)
-    use_raw = bool(request.raw_input_contents)
+    response = pb.ModelInferResponse(model_name=model.name, model_version=model.version_text, id=request_id)
     for name, arr in result.items():
         datatype = datatypes.get(name, "FP64")
         out = response.outputs.add(name=name, datatype=datatype, shape=list(arr.shape))
@@ -204,14 +196,13 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
         # Metadata keys play the part of HTTP headers (a sticky [traffic] split reads them).
         headers = {k.encode(): v.encode() for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         left = context.time_remaining()
-        codec = _Infer(request, headers)
         call = InferCall(
             "grpc",
             request.model_name,
             request.model_version or None,
             headers,
-            codec.decode,
-            codec.encode,
+            partial(decode_request, request),
+            _encode,
             request.ByteSize(),
             None if left is None else time.monotonic() + left,
         )

@@ -6,6 +6,7 @@ datatype and shape; data may be flat or nested, row-major.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -13,13 +14,23 @@ import orjson
 
 from modelport.dataplane import PLATFORMS, DataPlane
 from modelport.errors import BadRequest
-from modelport.inference import NO_PARAMETERS, InferCall, InferRequest, InferResponse, Trace
+from modelport.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Trace
 from modelport.model import Model
 from modelport.server.binary import HEADER, encode_tensor, split_body, tensor_from_bytes
 from modelport.server.http import Request, Response, dumps, json_response
 from modelport.signature import Batch
 
-__all__ = ["PLATFORMS", "decode_infer", "encode_outputs", "infer", "model_metadata", "model_ready"]
+__all__ = [
+    "PLATFORMS",
+    "decode_infer",
+    "decode_request",
+    "encode_response",
+    "parse_json",
+    "encode_outputs",
+    "infer",
+    "model_metadata",
+    "model_ready",
+]
 
 
 def model_metadata(plane: DataPlane, name: str, version: str | None) -> Response:
@@ -49,7 +60,7 @@ def model_ready(plane: DataPlane, name: str, version: str | None) -> Response:
     return Response(200 if plane.model_ready(name, version) else 400, b"")
 
 
-def decode_infer(model: Model, body: Any, binary: memoryview | None = None) -> tuple[Batch, list[str] | None]:
+def decode_infer(model: Decodable, body: Any, binary: memoryview | None = None) -> tuple[Batch, list[str] | None]:
     """A V2 infer body to a checked Batch and the requested output names."""
     if not isinstance(body, dict):
         raise BadRequest(f"model '{model.name}': the V2 infer body must be a JSON object with an 'inputs' list")
@@ -137,62 +148,60 @@ def encode_outputs(
     return out, raw
 
 
-class _Infer:
-    """One V2 REST infer request (JSON, or JSON header plus binary tensors) as a codec for the DataPlane."""
+def parse_json(body: bytes | memoryview, what: str = "the request body") -> Any:
+    """The body as JSON, or BadRequest saying why not (the same text on the loop and in the decoding process)."""
+    if not body:
+        raise BadRequest(f"{what} is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
 
-    __slots__ = ("binary", "body", "name", "raw", "request", "version")
 
-    def __init__(self, request: Request, name: str, version: str | None) -> None:
-        self.request = request
-        self.name = name
-        self.version = version
-        self.body: dict[str, Any] = {}
-        self.binary: memoryview | None = None
+def decode_request(
+    name: str, version: str | None, body: bytes, header_length: bytes | None, model: Decodable
+) -> InferRequest:
+    """A V2 REST infer body (JSON, or a JSON header and binary tensors) to an InferRequest."""
+    binary: memoryview | None = None
+    if header_length is not None:
+        head, binary = split_body(body, header_length)
+        parsed = parse_json(head, "the JSON header of the binary request")
+    else:
+        parsed = parse_json(body)
+    batch, outputs = decode_infer(model, parsed, binary)
+    params = parsed.get("parameters")
+    rid = parsed.get("id")
+    return InferRequest(
+        name,
+        version,
+        batch,
+        outputs,
+        params if isinstance(params, dict) else NO_PARAMETERS,
+        None if rid is None else str(rid),
+        codec={"binary": _binary_wanted(parsed), "id": rid, "has_id": "id" in parsed},
+    )
 
-    def decode(self, model: Model) -> InferRequest:
-        request = self.request
-        header_length = request.header(HEADER)
-        if header_length is not None:
-            head, self.binary = split_body(request.body, header_length)
-            try:
-                body = orjson.loads(head)
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest(f"the JSON header of the binary request is not valid JSON: {exc}") from None
-        else:
-            body = request.json()
-        batch, outputs = decode_infer(model, body, self.binary)
-        self.body = body
-        params = body.get("parameters")
-        rid = body.get("id")
-        return InferRequest(
-            self.name,
-            self.version,
-            batch,
-            outputs,
-            params if isinstance(params, dict) else NO_PARAMETERS,
-            None if rid is None else str(rid),
-            request.headers,
-        )
 
-    def encode(self, answer: InferResponse) -> Response:
-        model, body = answer.model, self.body
-        entries, raw = encode_outputs(model, answer.outputs, _binary_wanted(body))
-        response: dict[str, Any] = {"model_name": model.name, "model_version": model.version_text, "outputs": entries}
-        if "id" in body:
-            response["id"] = body["id"]  # echoed as sent
-        version_header = model.version_header
-        if not raw:
-            return Response(200, dumps(response), extra_headers=[version_header])
-        head = dumps(response)
-        return Response(
-            200,
-            b"".join([head, *raw]),
-            headers=((b"content-type", b"application/octet-stream"),),
-            extra_headers=[version_header, (b"inference-header-content-length", str(len(head)).encode())],
-        )
+def encode_response(request: InferRequest, answer: InferResponse) -> Response:
+    model = answer.model
+    binary = request.codec.get("binary", (False, {}))
+    entries, raw = encode_outputs(model, answer.outputs, binary)  # type: ignore[arg-type]
+    response: dict[str, Any] = {"model_name": model.name, "model_version": model.version_text, "outputs": entries}
+    if request.codec.get("has_id"):
+        response["id"] = request.codec["id"]  # echoed as sent
+    version_header = model.version_header
+    if not raw:
+        return Response(200, dumps(response), extra_headers=[version_header])
+    head = dumps(response)
+    return Response(
+        200,
+        b"".join([head, *raw]),
+        headers=((b"content-type", b"application/octet-stream"),),
+        extra_headers=[version_header, (b"inference-header-content-length", str(len(head)).encode())],
+    )
 
 
 async def infer(plane: DataPlane, request: Request, name: str, version: str | None, trace: Trace) -> Response:
-    codec = _Infer(request, name, version)
-    call = InferCall("v2", name, version, request.headers, codec.decode, codec.encode, len(request.body))
+    decode = partial(decode_request, name, version, request.body, request.header(HEADER))
+    call = InferCall("v2", name, version, request.headers, decode, encode_response, len(request.body))
     return await plane.infer(call, trace)

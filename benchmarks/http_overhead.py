@@ -11,6 +11,8 @@ uvicorn with the same worker count, and drives each with wrk (or hey) in interle
 c=1 with a single-row request gives p50/p99 latency; c=32 gives req/s. The medians over
 rounds are reported, with modelport/bare ratios against the targets (p50 within 1.2x,
 req/s at least 0.8x). Run:  python benchmarks/http_overhead.py [--seconds 5 --rounds 3]
+With ``--baseline-src OLD/src`` a fifth server runs modelport from an older tree, interleaved
+with the others, and the report adds the new/old ratios.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ P50_TARGET = 1.2  # modelport p50 / bare p50 at most
 RPS_TARGET = 0.8  # modelport req/s / bare req/s at least
 
 
-def servers(model: Path, repo: Path, workers: int, src: Path) -> dict[str, tuple[Server, str, bytes]]:
+def servers(
+    model: Path, repo: Path, workers: int, src: Path, baseline: Path | None = None
+) -> dict[str, tuple[Server, str, bytes]]:
     """name -> (server, URL to load, request body)."""
     py = sys.executable
     row = v2_body(sample_rows(1))
@@ -79,6 +83,16 @@ def servers(model: Path, repo: Path, workers: int, src: Path) -> dict[str, tuple
         f"http://127.0.0.1:{port}/v2/models/breast_cancer/infer",
         out["modelport"][2],
     )
+    if baseline is not None:  # the same server from another source tree (old vs new, side by side)
+        port = free_port()
+        old = Server(
+            "modelport baseline",
+            [*mp.argv[:-4], "--port", str(port), "--workers", str(workers)],
+            f"http://127.0.0.1:{port}/v2/health/ready",
+            port,
+            env={"PYTHONPATH": os.pathsep.join([str(baseline), os.environ.get("PYTHONPATH", "")])},
+        )
+        out["modelport baseline"] = (old, f"http://127.0.0.1:{port}/v2/models/breast_cancer/infer", out["modelport"][2])
     for name, module in (("bare", "bare_sklearn_app"), ("floor", "constant_app")):
         port = free_port()
         server = Server(
@@ -96,14 +110,14 @@ def servers(model: Path, repo: Path, workers: int, src: Path) -> dict[str, tuple
 def check_answers(found: dict[str, tuple[Server, str, bytes]]) -> None:
     """modelport and the bare app must give the same probabilities before we time them."""
     probs = {}
-    for name in ("modelport", "modelport --no-compile", "bare"):
+    for name in [n for n in found if n.startswith("modelport")] + ["bare"]:
         _, url, body = found[name]
         status, answer = post(url, body)
         if status != 200:
             raise SystemExit(f"{name} answered {status} to the benchmark request: {answer[:300]!r}")
         outputs = {o["name"]: o["data"] for o in json.loads(answer)["outputs"]}
         probs[name] = [round(float(v), 9) for v in outputs["predict_proba"]]
-    for name in ("modelport", "modelport --no-compile"):
+    for name in [n for n in found if n.startswith("modelport")]:
         if any(abs(a - b) > 1e-9 for a, b in zip(probs[name], probs["bare"], strict=True)):
             raise SystemExit(f"answers differ: {name} {probs[name]} vs bare {probs['bare']}")
 
@@ -117,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32, help="connections for the throughput run")
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the modelport source tree to serve with")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--baseline-src", type=Path, default=None, help="also serve from this older source tree (old vs new)"
+    )
     args = parser.parse_args(argv)
 
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelport-bench"
@@ -126,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     (repo / "breast_cancer").mkdir(parents=True)
     shutil.copy(model, repo / "breast_cancer" / "model.joblib")
     drive = DRIVERS[args.driver]
-    found = servers(model, repo, args.workers, args.src)
+    found = servers(model, repo, args.workers, args.src, args.baseline_src)
     print(f"machine: {machine()}", file=sys.stderr)
     try:
         for name, (server, _, _) in found.items():
@@ -211,6 +228,12 @@ def render(med: dict[str, dict[str, float]], args: Any) -> str:
             f"{name} / bare: p50 {p50_ratio:.2f}x (target <= {P50_TARGET}x: {verdict(p50_ratio <= P50_TARGET)}),"
             f"  p99 {mp['p99'] / bare['p99']:.2f}x,"
             f"  req/s {rps_ratio:.2f}x (target >= {RPS_TARGET}x: {verdict(rps_ratio >= RPS_TARGET)})"
+        )
+    if "modelport baseline" in med:
+        new, old = med["modelport"], med["modelport baseline"]
+        lines.append(
+            f"modelport / modelport baseline (new / old tree): p50 {new['p50'] / old['p50']:.2f}x,"
+            f"  p99 {new['p99'] / old['p99']:.2f}x,  req/s {new['rps'] / old['rps']:.2f}x"
         )
     for name in ("modelport", "modelport --no-compile", "bare"):
         m = med[name]

@@ -18,6 +18,18 @@ class ExplodingModel:
         raise RuntimeError("boom: the model's own failure")
 
 
+class SleepyModel:
+    """Sleeps as many seconds as its first input value says, then predicts 0: a model call that hangs."""
+
+    n_features_in_ = 2
+
+    def predict(self, X: Any) -> Any:
+        import time
+
+        time.sleep(float(np.asarray(X)[0, 0]))
+        return np.zeros(len(X))
+
+
 def build_repository(root: Path) -> Path:
     from sklearn.compose import ColumnTransformer
     from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine

@@ -27,6 +27,7 @@ _ALERT_NAMES = {
     "ModelportHighP99Latency",
     "ModelportModelNotReady",
     "ModelportPayloadLogBacklog",
+    "ModelportStuckCalls",
 }
 
 
@@ -38,7 +39,7 @@ def _promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 def test_alert_rules_are_valid() -> None:
     result = _promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_alert_rule_unit_tests_pass() -> None:

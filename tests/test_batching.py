@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from modelport.batching import Batcher
-from modelport.config import BatchingConfig
+from modelport.config import BatchingConfig, ModelConfig
 from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import ModelFailed
 from modelport.model import Model
-from modelport.repository import Repository, VersionEntry
+from modelport.repository import Lease, ModelEntry, Repository, VersionEntry
 from modelport.server.app import ModelportApp
 from modelport.signature import Batch, Signature, TensorSpec
 
@@ -56,14 +56,19 @@ class _Repo(Repository):
     def __init__(self, model: Model) -> None:
         super().__init__("memory")
         self.model = model
+        self.version = VersionEntry(1, Path("."), "AVAILABLE", model=model)
 
     def get(self, name: str, version: int | str | None = None) -> Model:
         return self.model
 
-    def lease(
-        self, name: str, version: int | str | None = None, headers: Mapping[bytes, bytes] | None = None
-    ) -> VersionEntry:
-        return VersionEntry(1, Path("."), "AVAILABLE", model=self.model)
+    def has(self, name: str) -> bool:
+        return True
+
+    def entry(self, name: str) -> ModelEntry:
+        return ModelEntry(name, Path("."), ModelConfig(), {1: self.version})
+
+    def lease(self, name: str, version: int | str | None = None, headers: Mapping[bytes, bytes] | None = None) -> Lease:
+        return Lease.take(self.version, self.model)
 
 
 async def test_rows_return_to_their_callers_under_concurrency() -> None:
@@ -71,7 +76,7 @@ async def test_rows_return_to_their_callers_under_concurrency() -> None:
     model = _model(predictor, BatchingConfig(max_batch_size=32, max_latency_ms=2.0))
     plane = DataPlane(_Repo(model))
     inputs = [np.array([[i, -i]] * (1 + i % 3), dtype=np.float64) for i in range(400)]
-    results = await asyncio.gather(*(plane.infer(model, {"x": x}) for x in inputs))
+    results = await asyncio.gather(*(plane.predict(model, {"x": x}) for x in inputs))
     for x, out in zip(inputs, results, strict=True):
         np.testing.assert_array_equal(out["y"], x * 2)
     assert max(predictor.sizes) > 1, "concurrent requests should have shared predict calls"
@@ -83,7 +88,7 @@ async def test_requested_outputs_per_caller() -> None:
     model = _model(Doubler(), BatchingConfig(max_batch_size=8))
     plane = DataPlane(_Repo(model))
     a, b = await asyncio.gather(
-        plane.infer(model, {"x": np.ones((1, 2))}, ["y"]), plane.infer(model, {"x": np.ones((1, 2))}, ["n"])
+        plane.predict(model, {"x": np.ones((1, 2))}, ["y"]), plane.predict(model, {"x": np.ones((1, 2))}, ["n"])
     )
     assert list(a) == ["y"] and list(b) == ["n"]
 
@@ -92,11 +97,11 @@ async def test_model_error_fails_only_its_batch() -> None:
     predictor = Doubler(fail_on=13.0)
     model = _model(predictor, BatchingConfig(max_batch_size=4, max_latency_ms=5.0))
     plane = DataPlane(_Repo(model))
-    first = [plane.infer(model, {"x": np.array([[v, v]], dtype=np.float64)}) for v in (1.0, 13.0, 2.0, 3.0)]
+    first = [plane.predict(model, {"x": np.array([[v, v]], dtype=np.float64)}) for v in (1.0, 13.0, 2.0, 3.0)]
     results = await asyncio.gather(*first, return_exceptions=True)
     assert all(isinstance(r, ModelFailed) for r in results)
     assert "cannot predict 13.0" in str(results[0])
-    after = await asyncio.gather(*(plane.infer(model, {"x": np.array([[v, v]])}) for v in (4.0, 5.0)))
+    after = await asyncio.gather(*(plane.predict(model, {"x": np.array([[v, v]])}) for v in (4.0, 5.0)))
     assert [float(r["y"][0, 0]) for r in after] == [8.0, 10.0]
 
 
@@ -104,7 +109,7 @@ async def test_cancelled_caller_does_not_break_the_batch() -> None:
     predictor = Doubler(delay=0.05)
     batcher_model = _model(predictor, BatchingConfig(max_batch_size=16, max_latency_ms=20.0))
     plane = DataPlane(_Repo(batcher_model))
-    tasks = [asyncio.create_task(plane.infer(batcher_model, {"x": np.full((1, 2), float(i))})) for i in range(6)]
+    tasks = [asyncio.create_task(plane.predict(batcher_model, {"x": np.full((1, 2), float(i))})) for i in range(6)]
     await asyncio.sleep(0.005)
     tasks[2].cancel()
     done = await asyncio.gather(*tasks, return_exceptions=True)
@@ -120,8 +125,8 @@ async def test_slow_model_batches_naturally_while_busy() -> None:
     model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
     plane = DataPlane(_Repo(model))
     for _ in range(6):  # teach the plane the model is slow (after its warm-up calls), so it runs in a thread
-        await plane.infer(model, {"x": np.ones((1, 2))})
-    results = await asyncio.gather(*(plane.infer(model, {"x": np.full((1, 2), float(i))}) for i in range(50)))
+        await plane.predict(model, {"x": np.ones((1, 2))})
+    results = await asyncio.gather(*(plane.predict(model, {"x": np.full((1, 2), float(i))}) for i in range(50)))
     assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(50)]
     assert any(name != "MainThread" for name in predictor.threads)
     assert len(predictor.sizes) < 3 + 50 / 2  # far fewer calls than requests
@@ -138,12 +143,12 @@ def test_batcher_rejects_pointless_size() -> None:
 async def test_auto_batching_gives_every_model_a_batcher_and_off_gives_none() -> None:
     cheap = _model(Doubler())
     plane = DataPlane(_Repo(cheap), BatchingPolicy(auto=True))
-    results = await asyncio.gather(*(plane.infer(cheap, {"x": np.full((1, 2), float(i))}) for i in range(10)))
+    results = await asyncio.gather(*(plane.predict(cheap, {"x": np.full((1, 2), float(i))}) for i in range(10)))
     assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(10)]
     assert plane.batching_info(cheap)["enabled"] is True
     assert results[0]["n"].tolist() == [10]  # the ten concurrent requests shared one call
     off = DataPlane(_Repo(cheap), BatchingPolicy(default=BatchingConfig(max_batch_size=0), auto=False))
-    await off.infer(cheap, {"x": np.ones((1, 2))})
+    await off.predict(cheap, {"x": np.ones((1, 2))})
     assert off.batching_info(cheap) == {"enabled": False}
 
 
@@ -177,7 +182,7 @@ async def test_sequential_traffic_skips_the_queue_and_a_burst_brings_batching_ba
     model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
     plane = DataPlane(_Repo(model))
     for i in range(SOLO_AFTER + 5):  # one client, one request at a time: nothing to coalesce
-        out = await plane.infer(model, {"x": np.full((1, 2), float(i))})
+        out = await plane.predict(model, {"x": np.full((1, 2), float(i))})
         assert out["y"].tolist() == [[2.0 * i, 2.0 * i]]
     batcher = plane._state(model).batcher
     assert batcher is not None
@@ -185,7 +190,7 @@ async def test_sequential_traffic_skips_the_queue_and_a_burst_brings_batching_ba
     assert batcher.direct_runs == 5
     # Many clients at once: within PROBE_EVERY requests a probe queues, the burst coalesces, batching resumes.
     for _ in range(PROBE_EVERY // 50 + 2):
-        results = await asyncio.gather(*(plane.infer(model, {"x": np.full((1, 2), float(i))}) for i in range(50)))
+        results = await asyncio.gather(*(plane.predict(model, {"x": np.full((1, 2), float(i))}) for i in range(50)))
         assert [r["y"].tolist() for r in results] == [[[2.0 * i, 2.0 * i]] for i in range(50)]
     assert not batcher.bypassing
     assert max(predictor.sizes) > 1
@@ -201,11 +206,11 @@ async def test_requests_arriving_during_a_direct_run_in_a_thread_queue_and_coale
     model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
     plane = DataPlane(_Repo(model))
     for _ in range(SOLO_AFTER + 2):
-        await plane.infer(model, {"x": np.ones((1, 2))})
+        await plane.predict(model, {"x": np.ones((1, 2))})
     batcher = plane._state(model).batcher
     assert batcher is not None and batcher.bypassing
     calls = len(predictor.sizes)
-    results = await asyncio.gather(*(plane.infer(model, {"x": np.full((1, 2), float(i))}) for i in range(20)))
+    results = await asyncio.gather(*(plane.predict(model, {"x": np.full((1, 2), float(i))}) for i in range(20)))
     assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(20)]
     assert predictor.sizes[calls:] == [1, 19]  # the first ran directly; the rest waited and left together
     assert any(name != "MainThread" for name in predictor.threads)
@@ -232,13 +237,13 @@ async def test_batched_and_direct_calls_compute_only_the_outputs_their_callers_a
     model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
     plane = DataPlane(_Repo(model))
     for _ in range(SOLO_AFTER + 2):  # sequential: queued first, then direct
-        out = await plane.infer(model, {"x": np.ones((1, 2))}, ["y"])
+        out = await plane.predict(model, {"x": np.ones((1, 2))}, ["y"])
         assert list(out) == ["y"]
     assert predictor.asked == [["y"]] * (SOLO_AFTER + 2)
     predictor.asked.clear()
     # A burst where one caller wants everything: the merged call computes everything, each gets its own.
-    calls = [plane.infer(model, {"x": np.full((1, 2), float(i))}, ["y"]) for i in range(300)]
-    calls.append(plane.infer(model, {"x": np.ones((1, 2))}))
+    calls = [plane.predict(model, {"x": np.full((1, 2), float(i))}, ["y"]) for i in range(300)]
+    calls.append(plane.predict(model, {"x": np.ones((1, 2))}))
     results = await asyncio.gather(*calls)
     assert all(list(r) == ["y"] for r in results[:-1]) and sorted(results[-1]) == ["n", "y"]
     assert ["n", "y"] in predictor.asked  # the call holding the caller that wanted every output

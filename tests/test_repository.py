@@ -172,7 +172,7 @@ def test_unload_waits_for_in_flight_requests(tmp_path: Path) -> None:
     closed = threading.Event()
     v1.model._close = closed.set
     lease = repo.lease("m", 1)
-    assert lease is v1 and v1.inflight == 1
+    assert lease.entry is v1 and lease.model is v1.model and v1.inflight == 1
     remove_version(model, 1)
     worker = threading.Thread(target=repo.refresh)
     worker.start()
@@ -182,7 +182,8 @@ def test_unload_waits_for_in_flight_requests(tmp_path: Path) -> None:
     assert _answer(repo) == 2.0 and not closed.is_set() and worker.is_alive()
     with pytest.raises(ModelNotReady):
         repo.lease("m", 1)
-    repo.release(lease.model)  # type: ignore[arg-type]
+    lease.release()
+    lease.release()  # a second release is a no-op: the count never goes below the holders
     worker.join()
     assert closed.is_set() and 1 not in repo.entry("m").versions and v1.inflight == 0
     repo.close()

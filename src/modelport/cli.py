@@ -138,6 +138,15 @@ def _parse_size(value: str) -> int:
     help="How long a request may wait for others (0: only for those already read).",
 )
 @click.option(
+    "--request-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="MODELPORT_REQUEST_TIMEOUT",
+    help="Seconds a request may take before it gets 504 (DEADLINE_EXCEEDED over gRPC); 0: no limit. "
+    "A model's [limits] request_timeout wins.",
+)
+@click.option(
     "--grace-seconds",
     default=10.0,
     show_default=True,
@@ -217,6 +226,7 @@ def serve(
     batching: str,
     max_batch_size: int,
     max_latency_ms: float,
+    request_timeout: float,
     grace_seconds: float,
     poll_seconds: float,
     admin_token: str | None,
@@ -267,6 +277,7 @@ def serve(
         drain_seconds=drain_seconds,
         poll_seconds=poll_seconds,
         admin_token=admin_token,
+        request_timeout=request_timeout or None,
     )
     try:
         run_server(config)

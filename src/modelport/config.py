@@ -14,6 +14,9 @@
     max_batch_size = 64
     max_latency_ms = 2.0
 
+    [limits]
+    request_timeout = 5.0         # seconds; 504 after that (the server-wide --request-timeout otherwise)
+
     [versions]                    # which version directories to serve (default: all)
     latest = 2                    # or: all = true, or: specific = [1, 3]
 
@@ -36,11 +39,30 @@ from typing import Any
 from modelport.errors import ConfigError
 from modelport.signature import TensorSpec
 
-__all__ = ["CONFIG_FILE", "BatchingConfig", "ModelConfig", "TrafficConfig", "VersionPolicy", "read_config"]
+__all__ = [
+    "CONFIG_FILE",
+    "BatchingConfig",
+    "LimitsConfig",
+    "ModelConfig",
+    "TrafficConfig",
+    "VersionPolicy",
+    "read_config",
+]
 
 CONFIG_FILE = "modelport.toml"
 
-_TOP_KEYS = {"flavor", "name", "outputs", "compile", "signature", "batching", "versions", "traffic", "sparkml"}
+_TOP_KEYS = {
+    "flavor",
+    "name",
+    "outputs",
+    "compile",
+    "signature",
+    "batching",
+    "limits",
+    "versions",
+    "traffic",
+    "sparkml",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,13 @@ class BatchingConfig:
     @property
     def enabled(self) -> bool:
         return self.max_batch_size > 1
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """``[limits]``: ``request_timeout`` in seconds (0 turns the server-wide one off for this model)."""
+
+    request_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,7 @@ class ModelConfig:
     inputs_override: tuple[TensorSpec, ...] | None = None
     outputs_override: tuple[TensorSpec, ...] | None = None
     batching: BatchingConfig | None = None
+    limits: LimitsConfig | None = None
     versions: VersionPolicy | None = None
     traffic: TrafficConfig | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -171,6 +201,21 @@ def parse_traffic(data: Any, where: str) -> TrafficConfig:
     )
 
 
+def parse_limits(data: Any, where: str) -> LimitsConfig:
+    """``[limits]``: ``request_timeout = SECONDS`` (a number >= 0; 0 means no timeout for this model)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: [limits] must be a table, e.g. request_timeout = 5.0")
+    bad = sorted(set(data) - {"request_timeout"})
+    if bad:
+        raise ConfigError(f"{where}: [limits] unknown key(s) {', '.join(bad)}; allowed: request_timeout")
+    timeout = data.get("request_timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout < float("inf")
+    ):
+        raise ConfigError(f"{where}: [limits] request_timeout must be a number of seconds >= 0, got {timeout!r}")
+    return LimitsConfig(request_timeout=None if timeout is None else float(timeout))
+
+
 def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
@@ -204,6 +249,7 @@ def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
         inputs_override=_specs(f"{where}: signature.inputs", sig["inputs"]) if "inputs" in sig else None,
         outputs_override=_specs(f"{where}: signature.outputs", sig["outputs"]) if "outputs" in sig else None,
         batching=batching,
+        limits=parse_limits(data["limits"], where) if "limits" in data else None,
         versions=parse_versions(data["versions"], where) if "versions" in data else None,
         traffic=parse_traffic(data["traffic"], where) if "traffic" in data else None,
         extra={k: data[k] for k in ("sparkml",) if k in data},

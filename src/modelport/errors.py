@@ -15,6 +15,7 @@ ModelportError
   + ServerError (5xx)
   |   + ModelFailed (500)         the model raised while predicting
   |   + ModelNotReady (503)
+  |   + DeadlineExceeded (504)    the request's time budget ran out (--request-timeout, [limits])
   + ModelLoadError                an artifact could not be read (load time, not a request)
   + ConfigError                   modelport.toml or a CLI value is wrong
 
@@ -30,6 +31,7 @@ __all__ = [
     "BadRequest",
     "ClientError",
     "ConfigError",
+    "DeadlineExceeded",
     "Forbidden",
     "InvalidInput",
     "MethodNotAllowed",
@@ -142,6 +144,13 @@ class ModelNotReady(ServerError):
 
     status = 503
     grpc_code = "UNAVAILABLE"
+
+
+class DeadlineExceeded(ServerError):
+    """The model did not answer within the request's time budget; the server keeps serving."""
+
+    status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
 
 
 class ModelLoadError(ModelportError):

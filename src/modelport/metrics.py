@@ -71,6 +71,7 @@ METRIC_NAMES = (
     "modelport_model_state",
     "modelport_payload_log_queue_depth",
     "modelport_payload_log_records_total",
+    "modelport_stuck_calls",
 )
 
 _active: Metrics | None = None
@@ -123,6 +124,13 @@ class Metrics:
             "modelport_payload_log_records",
             "Payload-log records written to Parquet.",
             registry=reg,
+        )
+        self.stuck_calls = Gauge(
+            "modelport_stuck_calls",
+            "Model calls still running after their request timed out (504); they hold a thread each.",
+            ("model", "version"),
+            registry=reg,
+            multiprocess_mode="livesum",
         )
         self._request_labels: dict[tuple[str | None, int | None, str, int], tuple[Labels, Labels]] = {}
         self._inference_labels: dict[tuple[str, int], Labels] = {}

@@ -285,8 +285,8 @@ class PayloadLog:
 
     # -- request path ----------------------------------------------------------------
     def observe(self, record: RequestRecord) -> None:
-        """Queue an inference request (V1 predict or V2 infer, any status); others are ignored."""
-        if record.protocol not in ("v1", "v2") or self._closed:
+        """Queue an inference request (V1 predict, V2 infer over REST or gRPC, any status); others are ignored."""
+        if record.protocol not in ("v1", "v2", "grpc") or self._closed:
             return
         self._queue.put(record)
         if self._on_depth is not None:

@@ -50,7 +50,7 @@ from modelport.router import Route
 from modelport.signature import Signature
 from modelport.storage import fetch, is_remote, split_uri
 
-__all__ = ["SAMPLE_FILE", "ModelEntry", "ModelState", "Repository", "VersionEntry"]
+__all__ = ["SAMPLE_FILE", "Lease", "ModelEntry", "ModelState", "Repository", "VersionEntry"]
 
 log = logging.getLogger("modelport.repository")
 
@@ -72,6 +72,33 @@ class VersionEntry:
     load_seconds: float = 0.0
     fingerprint: tuple[Any, ...] = ()
     inflight: int = 0
+
+
+class Lease:
+    """One hold on a version: it is not closed while held. Release it once (a ``with`` block does)."""
+
+    __slots__ = ("entry", "model")
+
+    def __init__(self, entry: VersionEntry, model: Model) -> None:
+        self.entry: VersionEntry | None = entry  # counted in entry.inflight by whoever made the lease
+        self.model = model
+
+    @staticmethod
+    def take(entry: VersionEntry, model: Model) -> Lease:
+        """Another hold on a version already leased once (a model call that outlives its request)."""
+        entry.inflight += 1
+        return Lease(entry, model)
+
+    def release(self) -> None:
+        entry, self.entry = self.entry, None
+        if entry is not None:
+            entry.inflight -= 1
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,7 +201,6 @@ class Repository:
         self.generation = 0
         """Counts changes, so caches built from the repository (the OpenAPI document) know when to rebuild."""
         self._entries: dict[str, ModelEntry] = {}
-        self._leases: dict[int, VersionEntry] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -260,7 +286,6 @@ class Repository:
             model = load_model(entry.path, name=name, version=entry.version, compile=self.compile, config=cfg)
             self._warm_up(model, entry.path)
             entry.model = model
-            self._leases[id(model)] = entry
             entry.reason = ""
             entry.state = "AVAILABLE"
         except ModelportError as exc:
@@ -345,7 +370,6 @@ class Repository:
                 model.close()
             except Exception:
                 log.exception("model %s version %d: close failed", name, v.version)
-            self._leases.pop(id(model), None)
         current = self._entries[name]
         self._publish(
             ModelEntry(
@@ -526,6 +550,9 @@ class Repository:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def has(self, name: str) -> bool:
+        return name in self._entries
+
     def entries(self) -> Iterator[ModelEntry]:
         return iter(list(self._entries.values()))
 
@@ -572,27 +599,21 @@ class Repository:
             raise ModelNotReady(f"model '{name}' is unloading")
         return model
 
-    def lease(
-        self, name: str, version: int | str | None = None, headers: Mapping[bytes, bytes] | None = None
-    ) -> VersionEntry:
-        """The version to answer one request, counted in flight until :meth:`release`.
+    def lease(self, name: str, version: int | str | None = None, headers: Mapping[bytes, bytes] | None = None) -> Lease:
+        """The version to answer one request, counted in flight until the lease is released.
 
-        Call on the event loop only. The state check after the increment closes the race
-        with an unload in another thread: either the unloader sees this request in flight,
-        or this request sees UNLOADING and picks again from the new route.
+        Use it as a context manager (``with repository.lease(...) as lease:``) so it is released
+        on every path. Call on the event loop only. The state check after the increment closes
+        the race with an unload in another thread: either the unloader sees this request in
+        flight, or this request sees UNLOADING and picks again from the new route.
         """
         for _ in range(8):
             v = self._pick(name, version, headers)
             v.inflight += 1
             if v.state == "AVAILABLE" and v.model is not None:
-                return v
+                return Lease(v, v.model)
             v.inflight -= 1
         raise ModelNotReady(f"model '{name}' is changing versions; retry")
-
-    def release(self, model: Model) -> None:
-        v = self._leases.get(id(model))
-        if v is not None:
-            v.inflight -= 1
 
     def shadow(self, name: str) -> VersionEntry | None:
         entry = self._entries.get(name)

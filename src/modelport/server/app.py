@@ -6,7 +6,6 @@ carries (errors.py); an exception nobody expected is a 500 and the server goes o
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
@@ -25,12 +24,13 @@ from modelport.errors import (
     ModelportError,
     NotFound,
     PayloadTooLarge,
-    Unauthorized,
     UnsupportedMediaType,
 )
-from modelport.observe import Observer, RequestRecord, new_request_id
+from modelport.inference import Trace
+from modelport.observe import Observer, new_request_id
 from modelport.repository import Repository
 from modelport.server import ui, v1, v2
+from modelport.server.auth import check_bearer
 from modelport.server.http import Request, Response, dumps, error_response, json_response
 
 if TYPE_CHECKING:
@@ -74,6 +74,11 @@ class ServerOptions:
     metrics: Metrics | None = None
     # Set by ``serve``: on SIGTERM readiness turns false this long before the server stops.
     drain_seconds: float | None = None
+    # Seconds a request may take before it gets 504 (a model's [limits] request_timeout wins); None: no limit.
+    request_timeout: float | None = None
+    # TLS for the gRPC port too: TLS on one port means TLS on both.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
 
 class ModelportApp:
@@ -82,20 +87,27 @@ class ModelportApp:
     def __init__(self, repository: Repository, options: ServerOptions | None = None) -> None:
         self.repository = repository
         self.options = options or ServerOptions()
-        self.plane = DataPlane(repository, self.options.batching)
+        # The operations view's last ten minutes; keeps payload previews only where the payload log is on.
+        self.activity = Activity(keep_payloads=any(type(o).__name__ == "PayloadLog" for o in self.options.observers))
+        self.plane = DataPlane(
+            repository,
+            self.options.batching,
+            observers=[*self.options.observers, self.activity],
+            request_timeout=self.options.request_timeout,
+        )
         self._token = self.options.auth_token.encode() if self.options.auth_token else None
         self._admin = self.options.admin_token.encode() if self.options.admin_token else None
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
         self._any_origin = b"*" in self._origins
         self._openapi: bytes | None = None
         self._openapi_generation = -1
-        # The operations view's last ten minutes; keeps payload previews only where the payload log is on.
-        self.activity = Activity(keep_payloads=any(type(o).__name__ == "PayloadLog" for o in self.options.observers))
-        self._observers = [*self.options.observers, self.activity]
+        self._observers = self.plane.observers
         self._metrics = self.options.metrics
-        self.draining = False
         if self._metrics is not None:
             self._metrics.watch(repository)
+            stuck = getattr(self._metrics, "stuck_calls", None)
+            if stuck is not None:
+                self.plane.on_stuck = lambda model, version, delta: stuck.labels(model, str(version)).inc(delta)
 
     # -- ASGI ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -111,10 +123,18 @@ class ModelportApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 if self.options.grpc_port is not None:
-                    from modelport.server.grpc import start_grpc
+                    from modelport.server.grpc import GrpcOptions, start_grpc
 
+                    grpc_options = GrpcOptions(
+                        host=self.options.grpc_host,
+                        port=self.options.grpc_port,
+                        max_message=self.options.max_body,
+                        auth_token=self.options.auth_token,
+                        ssl_certfile=self.options.ssl_certfile,
+                        ssl_keyfile=self.options.ssl_keyfile,
+                    )
                     try:
-                        grpc_server = await start_grpc(self, self.options.grpc_host, self.options.grpc_port)
+                        grpc_server = await start_grpc(self.plane, grpc_options)
                     except Exception as exc:
                         await send({"type": "lifespan.startup.failed", "message": f"gRPC: {exc}"})
                         return
@@ -128,38 +148,21 @@ class ModelportApp:
                 if grpc_server is not None:
                     await grpc_server.stop(grace=5.0)
                 self.repository.close()
-                self._close_observers()
+                self.plane.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     def ready(self) -> bool:
         """Every model has an available version and the server is not draining."""
-        return self.repository.ready() and not self.draining
+        return self.plane.ready()
 
     @property
-    def has_observers(self) -> bool:
-        return bool(self._observers)
-
-    def notify(self, record: RequestRecord) -> None:
-        """Hand a finished request to every observer (used by the gRPC surface too)."""
-        for observer in self._observers:
-            try:
-                observer.observe(record)
-            except Exception:  # an observer's bug must not fail requests
-                log.exception("observer %r failed", observer)
+    def draining(self) -> bool:
+        return self.plane.draining
 
     def start_draining(self) -> None:
-        """Answer readiness with 503 from now on, so load balancers stop sending traffic."""
-        self.draining = True
-
-    def _close_observers(self) -> None:
-        for observer in self._observers:
-            close = getattr(observer, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.exception("observer %r failed to close", observer)
+        """Answer readiness with 503 from now on (REST and gRPC), so load balancers stop sending traffic."""
+        self.plane.draining = True
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self._metrics
@@ -179,7 +182,7 @@ class ModelportApp:
         path: str = scope["path"]
         origin = headers.get(b"origin")
         cors = self._cors_headers(origin) if origin is not None and self._origins else []
-        request: Request | None = None
+        trace = Trace()
         error: str | None = None
         try:
             if method == "OPTIONS" and origin is not None and b"access-control-request-method" in headers:
@@ -188,11 +191,7 @@ class ModelportApp:
                 self._authorize(path, headers)
                 body = await self._read_body(method, headers, receive) if method in ("POST", "PUT") else b""
                 request = Request(method, path, scope.get("query_string", b""), headers, body)
-                try:
-                    response = await self._dispatch(request)
-                finally:
-                    if request.model is not None:  # the version lease taken by plane.model(..., headers)
-                        self.plane.release(request.model)
+                response = await self._dispatch(request, trace)
         except ModelportError as exc:
             response = error_response(exc)
             error = exc.message
@@ -205,35 +204,8 @@ class ModelportApp:
             request_id = new_request_id()
         await self._send(send, response, cors, request_id)
         if self._observers:
-            self._notify(request, method, path, response.status, started, request_id, error)
-
-    def _notify(
-        self,
-        request: Request | None,
-        method: str,
-        path: str,
-        status: int,
-        started: float,
-        request_id: bytes | None,
-        error: str | None,
-    ) -> None:
-        duration = time.perf_counter() - started
-        model = request.model if request is not None else None
-        record = RequestRecord(
-            request_id=(request_id or b"").decode("latin-1"),
-            method=method,
-            path=path,
-            protocol=request.protocol if request is not None else "other",
-            model=model.name if model is not None else None,
-            version=model.version if model is not None else None,
-            status=status,
-            started=time.time() - duration,
-            duration=duration,
-            inputs=request.inputs if request is not None else None,
-            outputs=request.outputs if request is not None else None,
-            error=error,
-        )
-        self.notify(record)
+            rid = (request_id or b"").decode("latin-1")
+            self.plane.observe(trace, method, path, response.status, started, rid, error)
 
     async def _send(
         self, send: Send, response: Response, cors: list[tuple[bytes, bytes]], request_id: bytes | None
@@ -317,7 +289,7 @@ class ModelportApp:
         )
 
     # -- routing ---------------------------------------------------------------
-    async def _dispatch(self, request: Request) -> Response:
+    async def _dispatch(self, request: Request, trace: Trace) -> Response:
         path, method = request.path, request.method
         plane = self.plane
         if path.startswith("/v2/models/"):
@@ -327,7 +299,7 @@ class ModelportApp:
             name, version, action = m.groups()
             if action == "infer":
                 _expect(method, "POST", path)
-                return await v2.infer(plane, request, name, version)
+                return await v2.infer(plane, request, name, version, trace)
             _expect(method, "GET", path)
             if action == "ready":
                 return v2.model_ready(plane, name, version)
@@ -342,7 +314,7 @@ class ModelportApp:
             name, version, verb_predict, meta = m.groups()
             if verb_predict:
                 _expect(method, "POST", path)
-                return await v1.predict(plane, request, name, version)
+                return await v1.predict(plane, request, name, version, trace)
             _expect(method, "GET", path)
             if meta:
                 return v1.metadata(plane, name, version)
@@ -435,11 +407,7 @@ class ModelportApp:
 
 
 def _check_bearer(headers: dict[bytes, bytes], expected: bytes, kind: str) -> None:
-    given = headers.get(b"authorization", b"")
-    scheme, _, token = given.partition(b" ")
-    if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), expected):
-        reason = "missing" if not given else "wrong"
-        raise Unauthorized(f"{reason} {kind}bearer token: send 'Authorization: Bearer <{kind}token>'")
+    check_bearer(headers.get(b"authorization"), expected, kind)
 
 
 def _expect(method: str, allowed: str, path: str) -> None:

@@ -1,30 +1,45 @@
-"""Open Inference Protocol V2 over gRPC (``inference.GRPCInferenceService``).
+"""Open Inference Protocol V2 over gRPC (``inference.GRPCInferenceService``): a codec for the DataPlane.
 
-Runs on the same event loop as the REST app and shares its DataPlane, so batching,
-version routing and observers behave alike on both. Tensors arrive either typed in
-``contents`` or as ``raw_input_contents`` (little-endian bytes, the binary layout);
-answers use the form the request used.
+Runs on the same event loop as the REST app and goes through the same
+:class:`~modelport.dataplane.DataPlane`, so leases, batching, deadlines, shadow, metrics and
+the payload log behave alike on both. Tensors arrive either typed in ``contents`` or as
+``raw_input_contents`` (little-endian bytes, the binary layout); answers use the form the
+request used.
+
+Security matches HTTP: with an auth token every method but ``ServerLive`` and
+``ServerReady`` (the health probes, open on HTTP too) needs metadata
+``authorization: Bearer <token>``; with a certificate the port speaks TLS only.
+A client's gRPC deadline is honoured along with the server's request timeout.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 
-from modelport.errors import BadRequest, ModelportError
-from modelport.observe import RequestRecord
+from modelport.dataplane import DataPlane
+from modelport.errors import BadRequest, ModelportError, Unauthorized
+from modelport.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Parameters, Trace
+from modelport.model import Model
+from modelport.server.auth import check_bearer
 from modelport.server.binary import encode_tensor, tensor_from_bytes
 from modelport.server.proto import grpc_predict_v2_pb2 as pb
 from modelport.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
-from modelport.server.v2 import PLATFORMS
+from modelport.signature import Batch, TensorSpec
 
-if TYPE_CHECKING:
-    from modelport.server.app import ModelportApp
+__all__ = ["GrpcOptions", "start_grpc"]
 
-__all__ = ["start_grpc"]
+SERVICE = "/inference.GRPCInferenceService/"
+INFER_PATH = SERVICE + "ModelInfer"
+# The health probes stay open without a token, as /v2/health/live and /v2/health/ready do over HTTP.
+OPEN_METHODS = frozenset({SERVICE + "ServerLive", SERVICE + "ServerReady"})
 
 _FIELDS = {
     "BOOL": "bool_contents",
@@ -44,19 +59,112 @@ _FIELDS = {
 _CODES = {code.name: code for code in grpc.StatusCode}
 
 
-class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, app: ModelportApp) -> None:
-        self.app = app
-        self.plane = app.plane
+@dataclass
+class GrpcOptions:
+    host: str
+    port: int
+    max_message: int
+    auth_token: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
-    async def _abort(self, context: grpc.aio.ServicerContext, exc: ModelportError) -> None:
-        await context.abort(_CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL), exc.message)
+
+def grpc_code(exc: ModelportError) -> grpc.StatusCode:
+    """The gRPC status an error class carries (errors.py), e.g. INVALID_ARGUMENT for a 400."""
+    return _CODES.get(exc.grpc_code, grpc.StatusCode.INTERNAL)
+
+
+def _parameters(params: Any) -> Parameters:
+    if not params:
+        return NO_PARAMETERS
+    out: dict[str, object] = {}
+    for key, value in params.items():
+        choice = value.WhichOneof("parameter_choice")
+        if choice is not None:
+            out[key] = getattr(value, choice)
+    return out
+
+
+def decode_request(request: Any, model: Decodable) -> InferRequest:
+    """A ModelInferRequest to an InferRequest (picklable with the message, for big ones)."""
+    return InferRequest(
+        request.model_name,
+        request.model_version or None,
+        decode_tensors(model, request),
+        [o.name for o in request.outputs] or None,
+        _parameters(request.parameters),
+        request.id or None,
+        codec={"raw": bool(request.raw_input_contents), "id": request.id},
+    )
+
+
+def _encode(request: InferRequest, answer: InferResponse) -> Any:
+    return encode_response(answer.model, answer.outputs, bool(request.codec.get("raw")), str(request.codec["id"]))
+
+
+def decode_tensors(model: Decodable, request: Any) -> Batch:
+    """The request's tensors as a checked Batch (the same InputPlan checks and messages as REST)."""
+    plan = model.plan
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise BadRequest(
+            f"model '{model.name}': {len(request.inputs)} inputs but {len(raw)} raw_input_contents entries"
+        )
+    batch: dict[str, np.ndarray] = {}
+    for i, tensor in enumerate(request.inputs):
+        shape = list(tensor.shape)
+        if raw:
+            data: Any = tensor_from_bytes(memoryview(raw[i]), tensor.name, tensor.datatype, shape)
+        else:
+            field = _FIELDS.get(tensor.datatype)
+            if field is None:
+                raise BadRequest(
+                    f"model '{model.name}': input '{tensor.name}' datatype '{tensor.datatype}' cannot travel in "
+                    f"'contents'; use raw_input_contents or one of {', '.join(_FIELDS)}"
+                )
+            values = getattr(tensor.contents, field)
+            data = [v.decode("utf-8", "replace") for v in values] if field == "bytes_contents" else np.asarray(values)
+        if tensor.name in batch:
+            raise BadRequest(f"model '{model.name}': input '{tensor.name}' appears twice")
+        batch[tensor.name] = plan.coerce_shaped(tensor.name, data, tensor.datatype, shape)
+    return plan.check(batch)
+
+
+def encode_response(model: Model, result: Batch, use_raw: bool, request_id: str) -> Any:
+    """Outputs as raw_output_contents when the request sent raw inputs, else typed contents."""
+    datatypes = model.output_datatypes
+    response = pb.ModelInferResponse(model_name=model.name, model_version=model.version_text, id=request_id)
+    for name, arr in result.items():
+        datatype = datatypes.get(name, "FP64")
+        out = response.outputs.add(name=name, datatype=datatype, shape=list(arr.shape))
+        if use_raw:
+            response.raw_output_contents.append(encode_tensor(arr, datatype))
+        elif datatype == "BYTES":
+            out.contents.bytes_contents.extend(
+                v if isinstance(v, bytes) else str(v).encode("utf-8") for v in arr.reshape(-1).tolist()
+            )
+        elif datatype == "FP16":
+            response.raw_output_contents.append(encode_tensor(arr, datatype))
+        else:
+            getattr(out.contents, _FIELDS[datatype]).extend(arr.reshape(-1).tolist())
+    return response
+
+
+def _tensors(specs: tuple[TensorSpec, ...]) -> list[Any]:
+    return [pb.ModelMetadataResponse.TensorMetadata(name=s.name, datatype=s.datatype, shape=s.shape) for s in specs]
+
+
+class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
+    """Translates each RPC to the DataPlane and back; no orchestration of its own."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
 
     async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return pb.ServerReadyResponse(ready=self.app.ready())
+        return pb.ServerReadyResponse(ready=self.plane.ready())
 
     async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         meta = self.plane.server_metadata()
@@ -64,148 +172,118 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            entry = self.plane.repository.entry(request.name)
-            if request.version:
-                self.plane.model(request.name, request.version)
-            ready = entry.latest() is not None
+            ready = self.plane.model_ready(request.name, request.version or None)
         except ModelportError as exc:
-            if exc.status == 503:
-                return pb.ModelReadyResponse(ready=False)
-            await self._abort(context, exc)
+            await context.abort(grpc_code(exc), exc.message)
         return pb.ModelReadyResponse(ready=ready)
 
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            model = self.plane.model(request.name, request.version or None)
-            entry = self.plane.repository.entry(request.name)
+            meta = self.plane.model_metadata(request.name, request.version or None)
         except ModelportError as exc:
-            await self._abort(context, exc)
-
-        def tensors(specs: Any) -> list[Any]:
-            return [
-                pb.ModelMetadataResponse.TensorMetadata(name=s.name, datatype=s.datatype, shape=s.shape) for s in specs
-            ]
-
-        versions = [str(model.version)] if request.version else [str(v) for v in sorted(entry.versions)]
+            await context.abort(grpc_code(exc), exc.message)
         return pb.ModelMetadataResponse(
-            name=model.name,
-            versions=versions,
-            platform=PLATFORMS.get(model.flavor, f"modelport_{model.flavor}"),
-            inputs=tensors(model.signature.inputs),
-            outputs=tensors(model.signature.outputs),
+            name=meta.name,
+            versions=meta.versions,
+            platform=meta.platform,
+            inputs=_tensors(meta.inputs),
+            outputs=_tensors(meta.outputs),
         )
 
     async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
-        model = None
-        status, error = 200, None
-        batch = result = None
-        try:
-            # Metadata keys play the part of HTTP headers for a sticky [traffic] split.
-            headers = {k.encode(): v.encode() for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-            model = self.plane.model(request.model_name, request.model_version or None, headers)
-            batch = self._decode(model, request)
-            outputs = [o.name for o in request.outputs] or None
-            result = await self.plane.infer(model, batch, outputs)
-            self.plane.shadow(model, batch, result)
-            response = self._encode(model, request, result)
-        except ModelportError as exc:
-            status, error = exc.status, exc.message
-            self._record(request, model, status, started, batch, result, error)
-            await self._abort(context, exc)
-        except Exception as exc:  # the server keeps serving
-            status, error = 500, f"internal server error: {type(exc).__name__}: {exc}"
-            self._record(request, model, status, started, batch, result, error)
-            await context.abort(grpc.StatusCode.INTERNAL, error)
-        finally:
-            if model is not None:  # the version lease taken by plane.model(..., headers)
-                self.plane.release(model)
-        self._record(request, model, status, started, batch, result, error)
-        return response
-
-    def _record(
-        self, request: Any, model: Any, status: int, started: float, batch: Any, result: Any, error: str | None
-    ) -> None:
-        if not self.app.has_observers:
-            return
-        duration = time.perf_counter() - started
-        self.app.notify(
-            RequestRecord(
-                request_id=request.id,
-                method="POST",
-                path="/inference.GRPCInferenceService/ModelInfer",
-                protocol="grpc",
-                model=model.name if model is not None else request.model_name,
-                version=model.version if model is not None else None,
-                status=status,
-                started=time.time() - duration,
-                duration=duration,
-                inputs=batch,
-                outputs=result,
-                error=error,
-            )
+        plane = self.plane
+        # Metadata keys play the part of HTTP headers (a sticky [traffic] split reads them).
+        headers = {k.encode(): v.encode() for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        left = context.time_remaining()
+        call = InferCall(
+            "grpc",
+            request.model_name,
+            request.model_version or None,
+            headers,
+            partial(decode_request, request),
+            _encode,
+            request.ByteSize(),
+            None if left is None else time.monotonic() + left,
         )
-
-    def _decode(self, model: Any, request: Any) -> dict[str, np.ndarray]:
-        plan = model.plan
-        raw = request.raw_input_contents
-        if raw and len(raw) != len(request.inputs):
-            raise BadRequest(
-                f"model '{model.name}': {len(request.inputs)} inputs but {len(raw)} raw_input_contents entries"
-            )
-        batch: dict[str, np.ndarray] = {}
-        for i, tensor in enumerate(request.inputs):
-            shape = list(tensor.shape)
-            if raw:
-                data: Any = tensor_from_bytes(memoryview(raw[i]), tensor.name, tensor.datatype, shape)
-            else:
-                field = _FIELDS.get(tensor.datatype)
-                if field is None:
-                    raise BadRequest(
-                        f"model '{model.name}': input '{tensor.name}' datatype '{tensor.datatype}' cannot travel in "
-                        f"'contents'; use raw_input_contents or one of {', '.join(_FIELDS)}"
-                    )
-                values = getattr(tensor.contents, field)
-                data = (
-                    [v.decode("utf-8", "replace") for v in values] if field == "bytes_contents" else np.asarray(values)
-                )
-            if tensor.name in batch:
-                raise BadRequest(f"model '{model.name}': input '{tensor.name}' appears twice")
-            batch[tensor.name] = plan.coerce_shaped(tensor.name, data, tensor.datatype, shape)
-        return plan.check(batch)
-
-    def _encode(self, model: Any, request: Any, result: dict[str, np.ndarray]) -> Any:
-        datatypes = model.output_datatypes
-        response = pb.ModelInferResponse(model_name=model.name, model_version=model.version_text, id=request.id)
-        use_raw = bool(request.raw_input_contents)
-        for name, arr in result.items():
-            datatype = datatypes.get(name, "FP64")
-            out = response.outputs.add(name=name, datatype=datatype, shape=list(arr.shape))
-            if use_raw:
-                response.raw_output_contents.append(encode_tensor(arr, datatype))
-            elif datatype == "BYTES":
-                out.contents.bytes_contents.extend(
-                    v if isinstance(v, bytes) else str(v).encode("utf-8") for v in arr.reshape(-1).tolist()
-                )
-            elif datatype == "FP16":
-                response.raw_output_contents.append(encode_tensor(arr, datatype))
-            else:
-                getattr(out.contents, _FIELDS[datatype]).extend(arr.reshape(-1).tolist())
+        trace = Trace()
+        status, error, code = 200, None, grpc.StatusCode.OK
+        response = None
+        try:
+            response = await plane.infer(call, trace)
+        except ModelportError as exc:
+            status, error, code = exc.status, exc.message, grpc_code(exc)
+        except Exception as exc:  # the server keeps serving
+            status, error, code = 500, f"internal server error: {type(exc).__name__}: {exc}", grpc.StatusCode.INTERNAL
+        if plane.observers:
+            plane.observe(trace, "POST", INFER_PATH, status, started, request.id, error)
+        if error is not None:
+            await context.abort(code, error)
         return response
 
 
-async def start_grpc(app: ModelportApp, host: str, port: int) -> grpc.aio.Server:
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
+
+
+class _TokenCheck(grpc.aio.ServerInterceptor):
+    """Every method but the health probes needs ``authorization: Bearer <token>`` metadata."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token.encode()
+
+        async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            metadata = dict(context.invocation_metadata() or ())
+            given = metadata.get("authorization")
+            try:
+                check_bearer(
+                    given.encode() if isinstance(given, str) else None,
+                    self.token,
+                    "",
+                    "metadata 'authorization: Bearer",
+                )
+            except Unauthorized as exc:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+
+        # No deserializer: a refused call's body is never parsed.
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        if handler_call_details.method in OPEN_METHODS:
+            return await continuation(handler_call_details)
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                given = value.encode() if isinstance(value, str) else value
+                try:
+                    check_bearer(given, self.token)
+                except Unauthorized:
+                    break
+                return await continuation(handler_call_details)
+        return self._deny
+
+
+async def start_grpc(plane: DataPlane, options: GrpcOptions) -> grpc.aio.Server:
     """Start the gRPC server on the running loop; the caller stops it at shutdown."""
+    interceptors = [_TokenCheck(options.auth_token)] if options.auth_token else []
     server = grpc.aio.server(
+        interceptors=interceptors,
         options=[
-            ("grpc.max_receive_message_length", app.options.max_body),
+            ("grpc.max_receive_message_length", options.max_message),
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 1),
-        ]
+        ],
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(_Servicer(app), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(_Servicer(plane), server)
+    address = f"{options.host}:{options.port}"
+    if options.ssl_certfile and options.ssl_keyfile:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(options.ssl_keyfile).read_bytes(), Path(options.ssl_certfile).read_bytes())]
+        )
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
     if bound == 0:
-        raise OSError(f"gRPC could not bind {host}:{port}")
+        raise OSError(f"gRPC could not bind {address}")
     await server.start()
     return server

@@ -85,6 +85,7 @@ class ServeConfig:
     drain_seconds: float = 0.0
     poll_seconds: float = 5.0
     admin_token: str | None = None
+    request_timeout: float | None = 60.0
 
 
 def build_app(config: ServeConfig, repository: Repository | None = None) -> ModelportApp:
@@ -102,6 +103,9 @@ def build_app(config: ServeConfig, repository: Repository | None = None) -> Mode
         grpc_host=config.host,
         grpc_port=config.grpc_port,
         drain_seconds=config.drain_seconds,
+        request_timeout=config.request_timeout or None,
+        ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile,
     )
     if config.metrics:
         from modelport.metrics import Metrics

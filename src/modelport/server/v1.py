@@ -8,17 +8,28 @@ with a single output its name is dropped.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from modelport.dataplane import DataPlane
 from modelport.errors import BadRequest, InvalidInput
-from modelport.model import Model
+from modelport.inference import Decodable, InferCall, InferRequest, InferResponse, Trace
 from modelport.server.http import Request, Response, dumps, json_response
+from modelport.server.v2 import parse_json
 from modelport.signature import Batch
 
-__all__ = ["decode_predict", "encode_predictions", "list_models", "metadata", "predict", "status"]
+__all__ = [
+    "decode_predict",
+    "decode_request",
+    "encode_response",
+    "encode_predictions",
+    "list_models",
+    "metadata",
+    "predict",
+    "status",
+]
 
 # TensorFlow DataType names for the metadata a TF Serving client reads.
 TF_DTYPES = {
@@ -43,9 +54,9 @@ def list_models(plane: DataPlane) -> Response:
 
 
 def status(plane: DataPlane, name: str, version: str | None) -> Response:
-    entry = plane.repository.entry(name)
+    entry = plane.entry(name)
     if version is not None:
-        model = plane.model(name, version)
+        model = plane.describe(name, version)
         chosen = [entry.versions[model.version]]
     else:
         chosen = sorted(entry.versions.values(), key=lambda v: -v.version)
@@ -76,7 +87,7 @@ def _tf_tensor(spec: Any) -> dict[str, Any]:
 
 
 def metadata(plane: DataPlane, name: str, version: str | None) -> Response:
-    model = plane.model(name, version)
+    model = plane.describe(name, version)
     sig = model.signature
     body = {
         "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
@@ -99,7 +110,7 @@ def metadata(plane: DataPlane, name: str, version: str | None) -> Response:
     return json_response(body)
 
 
-def _rows_to_batch(model: Model, rows: list[Any]) -> Batch:
+def _rows_to_batch(model: Decodable, rows: list[Any]) -> Batch:
     plan = model.plan
     names = plan.names
     if not rows:
@@ -128,7 +139,7 @@ def _rows_to_batch(model: Model, rows: list[Any]) -> Batch:
     )
 
 
-def decode_predict(model: Model, body: Any) -> tuple[Batch, bool]:
+def decode_predict(model: Decodable, body: Any) -> tuple[Batch, bool]:
     """A V1 body to a checked Batch; the flag says whether the request was row format."""
     if not isinstance(body, dict):
         raise BadRequest(f"model '{model.name}': the V1 body must be a JSON object with 'instances' or 'inputs'")
@@ -172,15 +183,21 @@ def encode_predictions(result: Batch, row_format: bool) -> dict[str, Any]:
     return {"predictions": [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]}
 
 
-async def predict(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
-    request.protocol = "v1"
-    model = request.model = plane.model(name, version, request.headers)
-    batch, row_format = decode_predict(model, request.json())
-    request.inputs = batch
-    result = request.outputs = await plane.infer(model, batch)
-    plane.shadow(model, batch, result)
+def decode_request(name: str, version: str | None, body: bytes, model: Decodable) -> InferRequest:
+    batch, row_format = decode_predict(model, parse_json(body))
+    return InferRequest(name, version, batch, codec={"row_format": row_format})
+
+
+def encode_response(request: InferRequest, answer: InferResponse) -> Response:
+    row_format = bool(request.codec.get("row_format", True))
     return Response(
         200,
-        dumps(encode_predictions(result, row_format)),
-        extra_headers=[model.version_header],
+        dumps(encode_predictions(answer.outputs, row_format)),
+        extra_headers=[answer.model.version_header],
     )
+
+
+async def predict(plane: DataPlane, request: Request, name: str, version: str | None, trace: Trace) -> Response:
+    decode = partial(decode_request, name, version, request.body)
+    call = InferCall("v1", name, version, request.headers, decode, encode_response, len(request.body))
+    return await plane.infer(call, trace)

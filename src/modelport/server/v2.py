@@ -6,65 +6,61 @@ datatype and shape; data may be flat or nested, row-major.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 import orjson
 
-from modelport.dataplane import DataPlane
+from modelport.dataplane import PLATFORMS, DataPlane
 from modelport.errors import BadRequest
+from modelport.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Trace
 from modelport.model import Model
 from modelport.server.binary import HEADER, encode_tensor, split_body, tensor_from_bytes
 from modelport.server.http import Request, Response, dumps, json_response
 from modelport.signature import Batch
 
-__all__ = ["decode_infer", "encode_outputs", "infer", "model_metadata", "model_ready"]
-
-PLATFORMS = {"onnx": "onnx_onnxv1"}
+__all__ = [
+    "PLATFORMS",
+    "decode_infer",
+    "decode_request",
+    "encode_response",
+    "parse_json",
+    "encode_outputs",
+    "infer",
+    "model_metadata",
+    "model_ready",
+]
 
 
 def model_metadata(plane: DataPlane, name: str, version: str | None) -> Response:
-    model = plane.model(name, version)
-    entry = plane.repository.entry(name)
-    body = {
-        "name": model.name,
-        "versions": [str(v) for v in sorted(entry.versions)],
-        "platform": PLATFORMS.get(model.flavor, f"modelport_{model.flavor}"),
-        **model.signature.to_dict(),
+    meta = plane.model_metadata(name, version)
+    body: dict[str, Any] = {
+        "name": meta.name,
+        "versions": meta.versions,
+        "platform": meta.platform,
+        "inputs": [s.to_dict() for s in meta.inputs],
+        "outputs": [s.to_dict() for s in meta.outputs],
+        # Not in the spec's required fields: each version's lifecycle state, and the traffic split.
+        "version_states": meta.version_states,
     }
-    chosen = [entry.versions[model.version]] if version is not None else list(entry.versions.values())
-    if version is not None:
-        body["versions"] = [str(model.version)]
-    # Not in the spec's required fields: each version's lifecycle state, and the traffic split.
-    body["version_states"] = [
-        {"version": str(v.version), "state": v.state, "reason": v.reason}
-        for v in sorted(chosen, key=lambda v: v.version)
-    ]
-    if version is None:
-        body["traffic"] = {str(n): share for n, share in entry.route.shares().items()}
-        if entry.route.shadow is not None:
-            body["shadow_version"] = str(entry.route.shadow[0])
-            stats = plane.shadow_stats.get((name, entry.route.shadow[0]))
-            if stats is not None:
-                body["shadow_stats"] = stats.to_dict()
-    if entry.config_error:
-        body["config_error"] = entry.config_error
+    if meta.traffic is not None:
+        body["traffic"] = meta.traffic
+    if meta.shadow_version is not None:
+        body["shadow_version"] = meta.shadow_version
+    if meta.shadow_stats is not None:
+        body["shadow_stats"] = meta.shadow_stats
+    if meta.config_error:
+        body["config_error"] = meta.config_error
     return json_response(body)
 
 
 def model_ready(plane: DataPlane, name: str, version: str | None) -> Response:
     """200 when ready, 400 when not (the spec's "4xx means false"), 404 when unknown."""
-    entry = plane.repository.entry(name)
-    if version is None:
-        ok = entry.latest() is not None
-    else:
-        if not version.isdigit() or int(version) not in entry.versions:
-            plane.repository.get(name, version)  # raises UnknownVersion naming what exists
-        ok = entry.versions[int(version)].state == "AVAILABLE"
-    return Response(200 if ok else 400, b"")
+    return Response(200 if plane.model_ready(name, version) else 400, b"")
 
 
-def decode_infer(model: Model, body: Any, binary: memoryview | None = None) -> tuple[Batch, list[str] | None]:
+def decode_infer(model: Decodable, body: Any, binary: memoryview | None = None) -> tuple[Batch, list[str] | None]:
     """A V2 infer body to a checked Batch and the requested output names."""
     if not isinstance(body, dict):
         raise BadRequest(f"model '{model.name}': the V2 infer body must be a JSON object with an 'inputs' list")
@@ -152,27 +148,47 @@ def encode_outputs(
     return out, raw
 
 
-async def infer(plane: DataPlane, request: Request, name: str, version: str | None) -> Response:
-    request.protocol = "v2"
-    model = request.model = plane.model(name, version, request.headers)
-    header_length = request.header(HEADER)
+def parse_json(body: bytes | memoryview, what: str = "the request body") -> Any:
+    """The body as JSON, or BadRequest saying why not (the same text on the loop and in the decoding process)."""
+    if not body:
+        raise BadRequest(f"{what} is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+
+
+def decode_request(
+    name: str, version: str | None, body: bytes, header_length: bytes | None, model: Decodable
+) -> InferRequest:
+    """A V2 REST infer body (JSON, or a JSON header and binary tensors) to an InferRequest."""
     binary: memoryview | None = None
     if header_length is not None:
-        head, binary = split_body(request.body, header_length)
-        try:
-            body = orjson.loads(head)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"the JSON header of the binary request is not valid JSON: {exc}") from None
+        head, binary = split_body(body, header_length)
+        parsed = parse_json(head, "the JSON header of the binary request")
     else:
-        body = request.json()
-    batch, outputs = decode_infer(model, body, binary)
-    request.inputs = batch
-    result = request.outputs = await plane.infer(model, batch, outputs)
-    plane.shadow(model, batch, result)
-    entries, raw = encode_outputs(model, result, _binary_wanted(body))
+        parsed = parse_json(body)
+    batch, outputs = decode_infer(model, parsed, binary)
+    params = parsed.get("parameters")
+    rid = parsed.get("id")
+    return InferRequest(
+        name,
+        version,
+        batch,
+        outputs,
+        params if isinstance(params, dict) else NO_PARAMETERS,
+        None if rid is None else str(rid),
+        codec={"binary": _binary_wanted(parsed), "id": rid, "has_id": "id" in parsed},
+    )
+
+
+def encode_response(request: InferRequest, answer: InferResponse) -> Response:
+    model = answer.model
+    binary = request.codec.get("binary", (False, {}))
+    entries, raw = encode_outputs(model, answer.outputs, binary)  # type: ignore[arg-type]
     response: dict[str, Any] = {"model_name": model.name, "model_version": model.version_text, "outputs": entries}
-    if "id" in body:
-        response["id"] = body["id"]
+    if request.codec.get("has_id"):
+        response["id"] = request.codec["id"]  # echoed as sent
     version_header = model.version_header
     if not raw:
         return Response(200, dumps(response), extra_headers=[version_header])
@@ -183,3 +199,9 @@ async def infer(plane: DataPlane, request: Request, name: str, version: str | No
         headers=((b"content-type", b"application/octet-stream"),),
         extra_headers=[version_header, (b"inference-header-content-length", str(len(head)).encode())],
     )
+
+
+async def infer(plane: DataPlane, request: Request, name: str, version: str | None, trace: Trace) -> Response:
+    decode = partial(decode_request, name, version, request.body, request.header(HEADER))
+    call = InferCall("v2", name, version, request.headers, decode, encode_response, len(request.body))
+    return await plane.infer(call, trace)

@@ -85,7 +85,7 @@ def decode_infer(model: Model, body: Any, binary: memoryview | None = None) -> t
             label = tensor.get("name", f"#{i}")
             raise BadRequest(f"model '{model.name}': input '{label}' lacks {', '.join(missing)}")
         name = tensor["name"]
-        if name in batch:
+        if isinstance(name, str) and name in batch:  # a name of another type fails in coerce_shaped
             raise BadRequest(f"model '{model.name}': input '{name}' appears twice")
         data = tensor.get("data")
         if size is not None:

@@ -1,13 +1,77 @@
-"""Shared fixtures: a local SparkSession (started once) and free loopback ports."""
+"""Shared fixtures: a local SparkSession (started once), free loopback ports, and the check that
+the suite leaves no file behind outside its temporary directories."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Tool caches and the environment, not files a test made.
+_REPO_SKIP = frozenset({".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+
+
+def _repo_files() -> set[str]:
+    found = set()
+    for top, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in _REPO_SKIP and not d.endswith(".egg-info")]
+        found.update(os.path.relpath(os.path.join(top, f), REPO) for f in files)
+    return found
+
+
+# Files a library keeps in the temporary directory for the whole process, whoever uses it: onnxruntime
+# (1.2x) writes its telemetry session state to TMPDIR/.ses as soon as it creates its environment.
+_LIBRARY_STATE = frozenset({".ses"})
+
+
+def _left_in(temp: Path) -> list[str]:
+    # pytest's own basetemp (tmp_path) lives here too: pytest keeps and prunes it.
+    return sorted(
+        p.name for p in temp.iterdir() if not p.name.startswith("pytest-of-") and p.name not in _LIBRARY_STATE
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_no_files() -> Iterator[None]:
+    """Fail the session when tests leave files outside their temporary directories.
+
+    The session gets a temporary directory of its own as TMPDIR (inherited by the servers and
+    tools tests start), so whatever is left in it at the end was left by this session, even on a
+    machine where other processes write to /tmp at the same time. The repository tree must end
+    as it began.
+    """
+    before_repo = _repo_files()
+    temp = Path(tempfile.mkdtemp(prefix="modelport-tests-"))
+    saved = {k: os.environ.get(k) for k in ("TMPDIR", "TEMP", "TMP")}
+    for key in saved:
+        os.environ[key] = str(temp)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        tempfile.tempdir = None
+        left = _left_in(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+        new_in_repo = sorted(_repo_files() - before_repo)
+    problems = []
+    if left:
+        problems.append(f"left in the temporary directory: {', '.join(left[:20])}")
+    if new_in_repo:
+        problems.append(f"left in the repository: {', '.join(new_in_repo[:20])}")
+    if problems:
+        pytest.fail("the tests left files behind (remove what a test creates):\n" + "\n".join(problems))
 
 
 def free_port() -> int:

@@ -43,6 +43,12 @@ def build_repository(root: Path) -> Path:
         make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y), root / "wine" / "model.joblib"
     )
 
+    # A forest: scikit-learn's trees compute in float32, so larger finite values must be refused up front.
+    from sklearn.ensemble import RandomForestClassifier
+
+    (root / "wine_forest").mkdir()
+    joblib.dump(RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), root / "wine_forest" / "model.joblib")
+
     Xb, yb = load_breast_cancer(return_X_y=True)
     (root / "breast_cancer").mkdir()
     joblib.dump(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +25,12 @@ class RunningServer:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    kept_log: str | None = None
+    """The log's text once the server stopped and its file was removed."""
 
     def log(self) -> str:
+        if self.kept_log is not None:
+            return self.kept_log
         return self.log_path.read_text(errors="replace")
 
 
@@ -39,9 +45,14 @@ def run_server(
     verify: object = False,
     log_dir: Path | None = None,
 ) -> Iterator[RunningServer]:
-    """``modelport serve ROOT ARGS`` on 127.0.0.1:<free port>; yields when it answers."""
+    """``modelport serve ROOT ARGS`` on 127.0.0.1:<free port>; yields when it answers.
+
+    The server's output goes to a file in ``log_dir``, or in a temporary directory removed
+    when the server stops (``server.log()`` still answers from memory after that).
+    """
     port = free_port()
-    log_path = Path(log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"modelport-serve-{port}.log"
+    own_dir = None if log_dir is not None else Path(tempfile.mkdtemp(prefix="modelport-serve-"))
+    log_path = Path(log_dir or own_dir or ".") / f"modelport-serve-{port}.log"
     cmd = [sys.executable, "-m", "modelport.cli", "serve", str(root), "--host", "127.0.0.1", "--port", str(port), *args]
     full_env = {**os.environ, **(env or {})}
     src = str(Path(__file__).resolve().parents[1] / "src")
@@ -65,10 +76,15 @@ def run_server(
             time.sleep(0.1)
         yield server
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        try:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        finally:
+            if own_dir is not None:
+                server.kept_log = log_path.read_text(errors="replace") if log_path.exists() else ""
+                shutil.rmtree(own_dir, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,25 @@ def _parse_size(value: str) -> int:
         raise click.BadParameter(f"'{value}' is not a size; use bytes or a unit such as 32MiB, 512K") from None
 
 
+def _token(option: str, env: str, given: str | None, path: str | None) -> str | None:
+    """The token from the option, its variable or its file; an empty one is an error, never "no auth"."""
+    # click reads an empty variable as unset, which would serve without auth: look at it directly.
+    if given is None and env in os.environ and not os.environ[env].strip():
+        raise click.UsageError(f"{env} is set but empty; set a token, or unset it to serve without one")
+    if given is not None and path is not None:
+        raise click.UsageError(f"give {option} or {option}-file, not both")
+    if path is not None:
+        try:
+            given = Path(path).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.UsageError(f"{option}-file {path}: cannot read it: {exc}") from None
+        if not given:
+            raise click.UsageError(f"{option}-file {path} is empty; write the token in it")
+    elif given is not None and not given.strip():
+        raise click.UsageError(f"{option} is empty; give a token, or leave the option out to serve without one")
+    return given.strip() if given is not None else None
+
+
 @main.command()
 @click.argument("path", envvar="MODELPORT_MODELS")
 @click.option(
@@ -88,7 +108,15 @@ def _parse_size(value: str) -> int:
     "--auth-token",
     envvar="MODELPORT_AUTH_TOKEN",
     default=None,
-    help="Require 'Authorization: Bearer TOKEN' on every route but health.",
+    help="Require 'Authorization: Bearer TOKEN' on every route but health. Anyone on the host can read a "
+    "command line: prefer --auth-token-file or the environment variable.",
+)
+@click.option(
+    "--auth-token-file",
+    envvar="MODELPORT_AUTH_TOKEN_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Read the --auth-token from this file (surrounding whitespace is dropped).",
 )
 @click.option(
     "--max-body",
@@ -168,6 +196,13 @@ def _parse_size(value: str) -> int:
     help="Enable the V2 repository extension (load/unload/index), guarded by 'Authorization: Bearer TOKEN'.",
 )
 @click.option(
+    "--admin-token-file",
+    envvar="MODELPORT_ADMIN_TOKEN_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Read the --admin-token from this file (surrounding whitespace is dropped).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -217,6 +252,7 @@ def serve(
     port: int,
     workers: int,
     auth_token: str | None,
+    auth_token_file: str | None,
     max_body: str,
     cors_origins: tuple[str, ...],
     ssl_certfile: str | None,
@@ -230,6 +266,7 @@ def serve(
     grace_seconds: float,
     poll_seconds: float,
     admin_token: str | None,
+    admin_token_file: str | None,
     log_level: str,
     log_format: str,
     access_log: bool,
@@ -249,6 +286,8 @@ def serve(
     from modelport.server.run import serve as run_server
 
     configure_logging(log_level, log_format)
+    auth_token = _token("--auth-token", "MODELPORT_AUTH_TOKEN", auth_token, auth_token_file)
+    admin_token = _token("--admin-token", "MODELPORT_ADMIN_TOKEN", admin_token, admin_token_file)
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
     config = ServeConfig(

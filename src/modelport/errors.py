@@ -55,9 +55,11 @@ class ModelportError(Exception):
     status: ClassVar[int] = 500
     grpc_code: ClassVar[str] = "INTERNAL"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail
+        """What an operator needs beyond ``message`` (the exception's type and text); logged, never sent."""
 
     def to_dict(self) -> dict[str, str]:
         return {"error": self.message}
@@ -136,7 +138,11 @@ class ServerError(ModelportError):
 
 
 class ModelFailed(ServerError):
-    """The model raised while predicting; the server keeps serving."""
+    """The model raised while predicting; the server keeps serving.
+
+    ``message`` (sent to the client) names the model; ``detail`` (logged with the request id)
+    carries the exception, whose text may describe the model's internals.
+    """
 
 
 class ModelNotReady(ServerError):

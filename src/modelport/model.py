@@ -9,6 +9,7 @@ import numpy as np
 
 from modelport.config import BatchingConfig
 from modelport.errors import InvalidInput, ModelFailed, ModelportError
+from modelport.input_errors import rejected_input
 from modelport.signature import Batch, InputPlan, Signature
 
 __all__ = ["Model", "Predictor", "predict_outputs"]
@@ -24,6 +25,10 @@ class Predictor(Protocol):
     A predictor whose ``selects_outputs`` is true is called as ``predict(batch, outputs)``
     and may return only those outputs: a scikit-learn model asked for ``predict_proba``
     alone then skips its separate ``predict`` call.
+
+    A predictor whose ``compute_datatype`` is ``"FP32"`` computes its numeric inputs in float32
+    (trees in scikit-learn and XGBoost): finite values beyond float32's range are refused before
+    the model is called, naming the input, instead of turning into infinities inside it.
     """
 
     signature: Signature
@@ -81,7 +86,7 @@ class Model:
             self.signature = full.select_outputs(outputs)
         else:
             self.signature = full
-        self.plan = InputPlan(name, self.signature)
+        self.plan = InputPlan(name, self.signature, compute_datatype=_compute_datatype(predictor))
         self._output_names = tuple(self.signature.output_names)
         # Looked up for every response the codecs encode; built once here.
         self.output_datatypes = {s.name: s.datatype for s in self.signature.outputs}
@@ -113,9 +118,16 @@ class Model:
             result = predict_outputs(self.predictor, batch, wanted)
         except ModelportError:
             raise
-        except Exception as exc:  # the model's own failure: a 500 that names it
+        except Exception as exc:
+            said = rejected_input(exc)
+            if said is not None:  # the framework refused the client's values: the client's to fix
+                raise InvalidInput(
+                    f"model '{self.name}' version {self.version} rejected the input: {self.flavor} says: {said}"
+                ) from exc
+            # The model's own failure: the client learns which model; the log gets the exception.
             raise ModelFailed(
-                f"model '{self.name}' version {self.version} failed: {type(exc).__name__}: {exc}"
+                f"model '{self.name}' version {self.version} failed while predicting",
+                detail=f"{type(exc).__name__}: {exc}",
             ) from exc
         return {name: np.asarray(result[name]) for name in wanted}
 
@@ -132,3 +144,15 @@ class Model:
     def close(self) -> None:
         if self._close is not None:
             self._close()
+
+
+def _compute_datatype(predictor: Any) -> str | None:
+    """The datatype the predictor (or the one it wraps) computes its inputs in, when it says."""
+    seen = 0
+    while predictor is not None and seen < 8:
+        found = getattr(predictor, "compute_datatype", None)
+        if isinstance(found, str):
+            return found
+        predictor = getattr(predictor, "inner", None)
+        seen += 1
+    return None

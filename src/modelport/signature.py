@@ -167,9 +167,16 @@ class InputPlan:
     the signature, ragged rows, or inputs with different row counts.
     """
 
-    def __init__(self, model: str, signature: Signature) -> None:
+    def __init__(self, model: str, signature: Signature, compute_datatype: str | None = None) -> None:
         self.model = model
         self.signature = signature
+        # Float inputs whose values must fit a narrower float than their own datatype (see _check_range).
+        narrow = DATATYPES.get(compute_datatype or "")
+        self._limits = {
+            s.name: narrow
+            for s in signature.inputs
+            if narrow is not None and narrow.kind == "f" and s.dtype.kind == "f" and s.dtype.itemsize > narrow.itemsize
+        }
         self.specs = {s.name: s for s in signature.inputs}
         self.names = tuple(self.specs)
         self._expected = ", ".join(self.names)
@@ -181,18 +188,21 @@ class InputPlan:
 
     def coerce(self, name: str, value: Any, datatype: str | None = None) -> np.ndarray:
         """One input's values (nested lists or an array) as an array of the signature's dtype."""
-        spec = self.specs.get(name)
-        if spec is None:
-            raise self._fail(f"unknown input '{name}'; the model's inputs are: {self._expected}")
+        spec = self._spec(name)
         if datatype is not None:
             self._check_datatype(spec, datatype)
         arr = self._to_array(spec, value)
         return self._fit_shape(spec, arr)
 
-    def _check_datatype(self, spec: TensorSpec, datatype: str) -> None:
+    def _check_datatype(self, spec: TensorSpec, datatype: Any) -> None:
         """Numbers convert among numeric types; text and numbers never mix."""
         if datatype == spec.datatype:
             return
+        if not isinstance(datatype, str):
+            raise self._fail(
+                f"input '{spec.name}' has datatype {_quote(datatype)}; 'datatype' must be a string, "
+                f"one of {', '.join(DATATYPES)}"
+            )
         if datatype not in DATATYPES:
             raise self._fail(
                 f"input '{spec.name}' has datatype '{datatype}', which is not one of {', '.join(DATATYPES)}"
@@ -202,9 +212,7 @@ class InputPlan:
 
     def coerce_shaped(self, name: str, data: Any, datatype: str | None, shape: Sequence[int]) -> np.ndarray:
         """A V2-style tensor: ``data`` (flat or nested, row-major) with an explicit ``shape``."""
-        spec = self.specs.get(name)
-        if spec is None:
-            raise self._fail(f"unknown input '{name}'; the model's inputs are: {self._expected}")
+        spec = self._spec(name)
         if datatype is not None:
             self._check_datatype(spec, datatype)
         arr = self._to_array(spec, data)
@@ -220,6 +228,29 @@ class InputPlan:
                 f"input '{name}' has shape {dims}, which needs {size} values, but its data holds {arr.size}"
             )
         return self._fit_shape(spec, arr.reshape(dims))
+
+    def _spec(self, name: Any) -> TensorSpec:
+        spec = self.specs.get(name) if isinstance(name, str) else None
+        if spec is None:
+            what = f"'{name}'" if isinstance(name, str) else f"name {_quote(name)} (names are strings)"
+            raise self._fail(f"unknown input {what}; the model's inputs are: {self._expected}")
+        return spec
+
+    def _check_range(self, name: str, arr: np.ndarray, target: np.dtype[Any]) -> None:
+        """Finite values too large for ``target`` would become infinities there: refuse them, naming the input."""
+        if not arr.size:
+            return
+        top = np.finfo(target).max
+        with np.errstate(invalid="ignore"):
+            over = np.abs(arr) > top
+        if over.any():
+            over &= np.isfinite(arr)  # infinities stay what they are: the model decides about them
+        if over.any():
+            value = float(arr[over].flat[0])
+            raise self._fail(
+                f"input '{name}' has value {value:g}, beyond the range of {datatype_of(target)} "
+                f"(±{float(top):.4g}) that the model computes in"
+            )
 
     def _to_array(self, spec: TensorSpec, value: Any) -> np.ndarray:
         name = spec.name
@@ -239,6 +270,8 @@ class InputPlan:
                 except (TypeError, ValueError):
                     converted = None
                 if converted is not None:
+                    if target.itemsize < 8:
+                        self._check_range(name, converted, target)
                     return converted.astype(target, copy=False)
             example = _first_non_number(arr)
             raise self._fail(
@@ -256,6 +289,8 @@ class InputPlan:
         if target.kind == "b" and kind != "b":
             if arr.size and not np.isin(arr, (0, 1)).all():
                 raise self._fail(f"input '{name}' must be BOOL (true/false or 0/1)")
+        if target.kind == "f" and kind in "fc" and arr.dtype.itemsize > target.itemsize:
+            self._check_range(name, arr, target)
         return arr.astype(target)
 
     def _to_text(self, spec: TensorSpec, value: Any) -> np.ndarray:
@@ -312,7 +347,14 @@ class InputPlan:
             raise self._fail(f"inputs have different numbers of rows ({detail})")
         if not rows or next(iter(rows.values())) == 0:
             raise self._fail("the request has no rows (empty batch)")
+        self._check_limits(batch)
         return dict(batch)
+
+    def _check_limits(self, batch: Mapping[str, np.ndarray]) -> None:
+        for name, narrow in self._limits.items():
+            arr = batch.get(name)
+            if arr is not None and arr.dtype.kind == "f":
+                self._check_range(name, arr, narrow)
 
     def coerce_batch(self, values: Mapping[str, Any]) -> Batch:
         """Coerce every value and run the whole-request checks."""
@@ -331,6 +373,8 @@ class InputPlan:
                 same_rows = rows == -1
                 rows = n
         if same_rows and rows > 0 and len(out) == len(self.names):
+            if self._limits:
+                self._check_limits(out)
             return out  # every name is known (or coerce would have raised), all present, equal rows
         return self.check(out)
 
@@ -390,3 +434,9 @@ def _first_non_number(arr: np.ndarray) -> Any:
         elif not isinstance(v, int | float) or isinstance(v, bool):
             return v
     return items[0] if items else None
+
+
+def _quote(value: Any) -> str:
+    """A short rendering of a client's value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

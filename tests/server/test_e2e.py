@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import ssl
 from pathlib import Path
 
@@ -72,6 +73,50 @@ def test_auth_token_from_environment(repo_dir: Path) -> None:
         assert httpx.get(server.url + "/v2/models/wine").status_code == 401
         ok = httpx.get(server.url + "/v2/models/wine", headers={"Authorization": "Bearer tok"})
         assert ok.status_code == 200 and ok.json()["name"] == "wine"
+
+
+def test_auth_token_from_a_file(repo_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("from-file\n")  # the newline an editor adds is not part of the token
+    (tmp_path / "admin").write_text("adm")
+    args = ("--auth-token-file", str(tmp_path / "token"))
+    with run_server(repo_dir / "wine", *args, env={"MODELPORT_ADMIN_TOKEN_FILE": str(tmp_path / "admin")}) as server:
+        assert httpx.get(server.url + "/v2/models/wine").status_code == 401
+        ok = httpx.get(server.url + "/v2/models/wine", headers={"Authorization": "Bearer from-file"})
+        assert ok.status_code == 200
+        index = httpx.post(server.url + "/v2/repository/index", headers={"Authorization": "Bearer adm"})
+        assert index.status_code == 200
+        assert "from-file" not in " ".join(server.process.args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ((), {"MODELPORT_AUTH_TOKEN": ""}, "MODELPORT_AUTH_TOKEN is set but empty; set a token, or unset it"),
+        ((), {"MODELPORT_ADMIN_TOKEN": ""}, "MODELPORT_ADMIN_TOKEN is set but empty"),
+        ((), {"MODELPORT_ADMIN_TOKEN": " "}, "--admin-token is empty"),
+        (("--auth-token", ""), {}, "--auth-token is empty; give a token, or leave the option out"),
+        (("--auth-token", "a", "--auth-token-file", "{empty}"), {}, "give --auth-token or --auth-token-file, not both"),
+        (("--auth-token-file", "{empty}"), {}, "--auth-token-file {empty} is empty; write the token in it"),
+        (("--admin-token-file", "{empty}"), {}, "--admin-token-file {empty} is empty"),
+    ],
+)
+def test_an_empty_token_is_an_error_at_start(
+    repo_dir: Path, tmp_path: Path, args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    """An empty token used to turn auth off without a word."""
+    import subprocess
+    import sys
+
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    cmd = [sys.executable, "-m", "modelport.cli", "serve", str(repo_dir / "wine"), "--port", "1"]
+    cmd += [a.replace("{empty}", str(empty)) for a in args]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_") or k == "MODELPORT_COMPILE_CACHE"}
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    clean["PYTHONPATH"] = os.pathsep.join(p for p in (src, clean.get("PYTHONPATH")) if p)
+    done = subprocess.run(cmd, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message.replace("{empty}", str(empty)) in done.stderr
 
 
 def test_tritonclient_http(repo_dir: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -161,12 +163,57 @@ CASES = [
         "the V1 verb ':classify' is not supported; use ':predict'",
     ),
     ("POST", "/v1/models/nope:predict", {"instances": [ROW]}, 404, "unknown model 'nope'"),
+    # Versions are ASCII digits: '¹' and '١' pass str.isdigit() (and int() takes '١').
+    ("GET", "/v2/models/wine/versions/%C2%B9/ready", None, 404, "model 'wine': version '¹' is not an integer"),
+    ("GET", "/v2/models/diabetes/versions/%D9%A1", None, 404, "model 'diabetes': version '١' is not an integer"),
+    ("GET", "/v1/models/diabetes/versions/%C2%B9/metadata", None, 404, "model 'diabetes': version '¹' is not"),
+    ("POST", "/v2/models/diabetes/versions/+1/infer", v2(ROW), 404, "model 'diabetes': version '+1' is not"),
+    ("GET", "/v2/models/nope/versions/%C2%B9/ready", None, 404, "unknown model 'nope'"),
+    (
+        "POST",
+        "/v2/models/wine/infer",
+        v2(ROW, datatype={}),  # type: ignore[arg-type]
+        400,
+        "model 'wine': input 'input' has datatype {}; 'datatype' must be a string, one of BOOL, UINT8",
+    ),
+    (
+        "POST",
+        "/v2/models/wine/infer",
+        {"inputs": [{"name": {}, "shape": [1, 13], "datatype": "FP64", "data": ROW}]},
+        400,
+        "model 'wine': unknown input name {} (names are strings); the model's inputs are: input",
+    ),
+    # Finite FP64 values beyond float32, for a model computing in float32: refused before the model.
+    (
+        "POST",
+        "/v1/models/wine_forest:predict",
+        {"instances": [[2.08e270, *ROW[1:]]]},
+        400,
+        "model 'wine_forest': input 'input' has value 2.08e+270, beyond the range of FP32 (±3.403e+38) that the "
+        "model computes in",
+    ),
+    # The framework's own check on the client's values: a 400 naming the model and quoting it.
+    (
+        "POST",
+        "/v1/models/wine:predict",
+        {"instances": [[None, *ROW[1:]]]},
+        400,
+        "model 'wine' version 1 rejected the input: sklearn says: Input X contains NaN.",
+    ),
+    (
+        "POST",
+        "/v1/models/wine_frame:predict",
+        {"instances": [{"alcohol": 1, "malic_acid": 1, "region": "atlantis"}]},
+        400,
+        "model 'wine_frame' version 1 rejected the input: sklearn says: Found unknown categories ['atlantis']",
+    ),
+    # A model failing is a 500 that names the model and a request id, not the exception's internals.
     (
         "POST",
         "/v2/models/exploding/infer",
         v2([1.0, 2.0], shape=[1, 2]),
         500,
-        "model 'exploding' version 1 failed: RuntimeError: boom: the model's own failure",
+        "model 'exploding' version 1 failed while predicting (request id ",
     ),
 ]
 
@@ -186,6 +233,9 @@ async def test_client_mistakes(
     assert r.status_code == status
     assert r.headers["content-type"] == "application/json"
     assert r.json()["error"].startswith(message), r.json()
+    if status == 500:
+        assert "boom" not in r.text and "RuntimeError" not in r.text  # the log has those, not the client
+        assert f"(request id {r.headers['x-request-id']}; the server log has the details)" in r.json()["error"]
     # the server keeps serving after every mistake and after a model failure
     ok = await client.post("/v2/models/wine/infer", json=v2(ROW))
     assert ok.status_code == 200
@@ -222,36 +272,127 @@ async def test_bearer_token(repository: Repository) -> None:
         assert r.status_code == 200
 
 
-async def test_cors(repository: Repository) -> None:
-    async with make_client(repository, cors_origins=("https://app.example",)) as c:
-        pre = await c.options(
-            "/v2/models/wine/infer",
-            headers={
-                "origin": "https://app.example",
-                "access-control-request-method": "POST",
-                "access-control-request-headers": "content-type, authorization",
-            },
+APP = "https://app.example"
+
+
+def _preflight(method: str = "POST", headers: str | None = None, origin: str = APP) -> dict[str, str]:
+    out = {"origin": origin, "access-control-request-method": method}
+    if headers is not None:
+        out["access-control-request-headers"] = headers
+    return out
+
+
+async def test_cors_preflight_allowed(repository: Repository) -> None:
+    async with make_client(repository, cors_origins=(APP,)) as c:
+        pre = await c.options("/v2/models/wine/infer", headers=_preflight("POST", "Content-Type, authorization"))
+        assert pre.status_code == 204 and pre.content == b""
+        assert pre.headers["access-control-allow-origin"] == APP
+        assert pre.headers["vary"] == "Origin"
+        assert pre.headers["access-control-allow-methods"] == "GET, HEAD, POST"
+        # The allowed list itself, never an echo of what was asked.
+        allowed = pre.headers["access-control-allow-headers"].split(", ")
+        assert {"content-type", "authorization", "x-request-id", "inference-header-content-length"} <= set(allowed)
+        assert pre.headers["access-control-max-age"] == "600"
+        for method in ("GET", "HEAD", "post"):
+            assert (await c.options("/v2/models/wine", headers=_preflight(method))).status_code == 204
+
+
+async def test_cors_preflight_refuses_method_header_and_origin(repository: Repository) -> None:
+    async with make_client(repository, cors_origins=(APP,)) as c:
+        r = await c.options("/v2/models/wine/infer", headers=_preflight("DELETE"))
+        assert r.status_code == 403
+        assert r.json()["error"].startswith(
+            "CORS preflight refused: method 'DELETE' is not allowed (allowed: GET, HEAD, POST); allowed headers: accept"
         )
-        assert pre.status_code == 204
-        assert pre.headers["access-control-allow-origin"] == "https://app.example"
-        assert "POST" in pre.headers["access-control-allow-methods"]
-        assert pre.headers["access-control-allow-headers"] == "content-type, authorization"
-        r = await c.post("/v2/models/wine/infer", json=v2(ROW), headers={"origin": "https://app.example"})
-        assert r.headers["access-control-allow-origin"] == "https://app.example"
-        bad = await c.options(
-            "/v2/models/wine/infer", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
+        r = await c.options("/v2/models/wine/infer", headers=_preflight("POST", "content-type, x-evil, X-Other"))
+        assert r.status_code == 403
+        assert r.json()["error"].startswith("CORS preflight refused: headers x-evil, x-other not allowed;")
+        assert "access-control-allow-methods" not in r.headers and "access-control-allow-headers" not in r.headers
+        r = await c.options("/v2/models/wine/infer", headers=_preflight("PUT", "x-evil"))
+        assert r.json()["error"].startswith(
+            "CORS preflight refused: method 'PUT' is not allowed (allowed: GET, HEAD, POST); header x-evil not allowed"
         )
-        assert bad.status_code == 403
-        assert (
-            bad.json()["error"] == "origin 'https://evil.example' is not allowed; allowed origins: https://app.example"
-        )
-        r = await c.post("/v2/models/wine/infer", json=v2(ROW), headers={"origin": "https://evil.example"})
+        r = await c.options("/v2/models/wine/infer", headers=_preflight(origin="https://evil.example"))
+        assert r.status_code == 403
+        assert r.json()["error"] == "origin 'https://evil.example' is not allowed; allowed origins: https://app.example"
         assert "access-control-allow-origin" not in r.headers
+
+
+async def test_cors_sticky_header_is_allowed(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    X, y = load_diabetes(return_X_y=True)
+    for version in (1, 2):
+        (tmp_path / "m" / str(version)).mkdir(parents=True)
+        joblib.dump(LinearRegression().fit(X, y), tmp_path / "m" / str(version) / "model.joblib")
+    (tmp_path / "m" / "modelport.toml").write_text(
+        '[traffic]\nweights = {1 = 50, 2 = 50}\nsticky_header = "X-User-Id"\n'
+    )
+    repo = Repository(str(tmp_path)).load()
+    try:
+        async with make_client(repo, cors_origins=(APP,)) as c:
+            pre = await c.options("/v2/models/m/infer", headers=_preflight("POST", "x-user-id, content-type"))
+            assert pre.status_code == 204
+            assert "x-user-id" in pre.headers["access-control-allow-headers"].split(", ")
+    finally:
+        repo.close()
+
+
+async def test_cors_simple_requests(repository: Repository) -> None:
+    async with make_client(repository, cors_origins=(APP,)) as c:
+        r = await c.post("/v2/models/wine/infer", json=v2(ROW), headers={"origin": APP})
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == APP and r.headers["vary"] == "Origin"
+        assert "x-model-version" in r.headers["access-control-expose-headers"]
+        # An error answer to an allowed page is readable too.
+        r = await c.get("/v2/models/nope", headers={"origin": APP})
+        assert r.status_code == 404 and r.headers["access-control-allow-origin"] == APP
+        # Another origin gets the answer (the browser hides it) but no CORS headers.
+        r = await c.post("/v2/models/wine/infer", json=v2(ROW), headers={"origin": "https://evil.example"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+        # OPTIONS without Access-Control-Request-Method is not a preflight.
+        r = await c.options("/v2/models/wine/infer", headers={"origin": APP})
+        assert r.status_code == 405
+    async with make_client(repository, cors_origins=("*",)) as c:
+        r = await c.get("/v2/models/wine", headers={"origin": "https://any.example"})
+        assert r.headers["access-control-allow-origin"] == "https://any.example"
+        pre = await c.options("/v2/models/wine/infer", headers=_preflight("POST", "x-evil", "https://any.example"))
+        assert pre.status_code == 403  # any origin, but still only the allowed headers
     async with make_client(repository) as c:  # no origins configured: no CORS headers at all
-        r = await c.post("/v2/models/wine/infer", json=v2(ROW), headers={"origin": "https://app.example"})
+        r = await c.post("/v2/models/wine/infer", json=v2(ROW), headers={"origin": APP})
         assert "access-control-allow-origin" not in r.headers
 
 
 async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
     r = await client.get("/v2/models/wine", headers={"x-request-id": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
+
+
+async def test_model_failure_is_logged_with_the_request_id_and_counted(
+    repository: Repository, caplog: pytest.LogCaptureFixture
+) -> None:
+    from modelport.metrics import Metrics, activate
+
+    metrics = Metrics()
+    try:
+        async with make_client(repository, metrics=metrics, observers=[metrics]) as c:
+            failed = await c.post("/v2/models/exploding/infer", json=v2([1.0, 2.0], shape=[1, 2]))
+            refused = await c.post("/v1/models/wine:predict", json={"instances": [[None, *ROW[1:]]]})
+            text = (await c.get("/metrics")).text
+    finally:
+        activate(None)
+    assert failed.status_code == 500 and refused.status_code == 400
+    rid = failed.headers["x-request-id"]
+    # The operator finds the cause under the id the client was given.
+    logged = [r for r in caplog.records if r.name == "modelport.server" and rid in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].getMessage() == (
+        f"request {rid}: model 'exploding' version 1 failed while predicting: "
+        "RuntimeError: boom: the model's own failure"
+    )
+    assert logged[0].exc_info is not None and isinstance(logged[0].exc_info[1], RuntimeError)
+    # A model failure is a 500 in the metrics; a refused input is the client's 400.
+    assert 'modelport_requests_total{model="exploding",protocol="v2",status="500",version="1"} 1.0' in text
+    assert 'modelport_requests_total{model="wine",protocol="v1",status="400",version="1"} 1.0' in text

@@ -123,6 +123,8 @@ class SklearnPredictor:
             "runtime": {o.name: "scikit-learn" for o in outputs},
         }
         self._object_outputs = {o.name for o in outputs if o.datatype == "BYTES"}
+        # scikit-learn's trees compare float32 features: larger finite values are refused up front (model.py).
+        self.compute_datatype = "FP32" if _float32_trees(estimator) else None
 
     def frame(self, batch: Batch) -> Any:
         if self.columns is None:
@@ -144,6 +146,17 @@ class SklearnPredictor:
                 value = value.astype(object)
             out[name] = value
         return out
+
+
+def _float32_trees(estimator: Any) -> bool:
+    """True for a tree, a tree ensemble or an XGBoost model fed directly (its predict casts X to float32)."""
+    if hasattr(estimator, "tree_") or type(estimator).__module__.startswith("xgboost."):
+        return True
+    members = getattr(estimator, "estimators_", None)
+    if members is None:
+        return False
+    flat = np.asarray(members, dtype=object).reshape(-1)
+    return flat.size > 0 and all(hasattr(m, "tree_") for m in flat)
 
 
 def _generic_names(names: list[str]) -> bool:

@@ -54,6 +54,8 @@ class XGBoostPredictor:
         # One thread: a request of a few rows is ~1.5x faster than with two (the hand-off costs
         # more than the trees), and concurrent requests use the other core.
         booster.set_param("nthread", 1)
+        # XGBoost stores features as float32: larger finite values are refused up front (model.py).
+        self.compute_datatype = "FP32"
         learner = json.loads(booster.save_config())["learner"]
         self.objective = str(learner["objective"]["name"])
         params = learner["learner_model_param"]

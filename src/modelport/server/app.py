@@ -24,6 +24,7 @@ from modelport.errors import (
     ModelportError,
     NotFound,
     PayloadTooLarge,
+    UnknownVersion,
     UnsupportedMediaType,
 )
 from modelport.inference import Trace
@@ -49,10 +50,24 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(?:/(ready|infer))?$")
 _V1_MODEL = re.compile(r"^/v1/models/([^/:]+)(?:/versions/([^/:]+))?(?::(predict)|/(metadata))?$")
 _REPO_MODEL = re.compile(r"^/v2/repository/models/([^/]+)/(load|unload)$")
+_VERSION = re.compile(r"[0-9]{1,18}")
 _V1_VERB = re.compile(r"^/v1/models/[^/:]+(?:/versions/[^/:]+)?:([A-Za-z]+)$")
 
 # Health answers stay open without a token so load balancers and kubelets can probe.
 _OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/healthz", "/readyz"})
+
+# CORS: what a page on an allowed origin may do. OPTIONS is the preflight itself.
+_CORS_METHODS = ("GET", "HEAD", "POST")
+_CORS_HEADERS = (
+    "accept",
+    "accept-language",
+    "content-language",
+    "content-type",
+    "authorization",
+    "x-request-id",
+    "inference-header-content-length",
+)
+_CORS_EXPOSE = b"x-model-version, x-request-id, inference-header-content-length"
 
 _JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"text/plain")
 _ALLOWED_TYPES_TEXT = (
@@ -184,6 +199,7 @@ class ModelportApp:
         cors = self._cors_headers(origin) if origin is not None and self._origins else []
         trace = Trace()
         error: str | None = None
+        request_id = headers.get(b"x-request-id")
         try:
             if method == "OPTIONS" and origin is not None and b"access-control-request-method" in headers:
                 response = self._preflight(origin, headers)
@@ -193,13 +209,19 @@ class ModelportApp:
                 request = Request(method, path, scope.get("query_string", b""), headers, body)
                 response = await self._dispatch(request, trace)
         except ModelportError as exc:
-            response = error_response(exc)
             error = exc.message
+            if exc.status == 500:
+                request_id = request_id or new_request_id()
+                error = f"{exc.message}: {exc.detail}" if exc.detail else exc.message
+                log.error("request %s: %s", request_id.decode("latin-1"), error, exc_info=exc.__cause__ or exc)
+                response = _server_error(exc.message, request_id)
+            else:
+                response = error_response(exc)
         except Exception as exc:  # never let one request take the server down
-            log.exception("unhandled error on %s %s", method, path)
+            request_id = request_id or new_request_id()
+            log.exception("request %s: unhandled error on %s %s", request_id.decode("latin-1"), method, path)
             error = f"internal server error: {type(exc).__name__}: {exc}"
-            response = json_response({"error": error}, 500)
-        request_id = headers.get(b"x-request-id")
+            response = _server_error("internal server error", request_id)
         if request_id is None and self._observers:
             request_id = new_request_id()
         await self._send(send, response, cors, request_id)
@@ -264,26 +286,54 @@ class ModelportApp:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _cors_headers(self, origin: bytes) -> list[tuple[bytes, bytes]]:
+        """A simple (non-preflight) request from an allowed origin may read the response; others get nothing."""
         if self._any_origin or origin in self._origins:
             return [
                 (b"access-control-allow-origin", origin),
                 (b"vary", b"Origin"),
-                (b"access-control-expose-headers", b"x-model-version, x-request-id"),
+                (b"access-control-expose-headers", _CORS_EXPOSE),
             ]
         return []
 
+    def _cors_allowed_headers(self) -> list[str]:
+        """Request headers a page may send: the API's own, the safelisted ones, and models' sticky headers."""
+        names = list(_CORS_HEADERS)
+        for entry in self.repository.entries():
+            sticky = entry.route.sticky_header
+            if sticky is not None and sticky.decode("latin-1") not in names:
+                names.append(sticky.decode("latin-1"))
+        return names
+
     def _preflight(self, origin: bytes, headers: dict[bytes, bytes]) -> Response:
+        """Answer a CORS preflight only when origin, method and every requested header are allowed.
+
+        Like Starlette's CORSMiddleware: a preflight that asks for anything outside the lists is
+        refused, and an allowed one is answered with the lists themselves (never an echo of what
+        was asked).
+        """
         if not (self._any_origin or origin in self._origins):
             allowed = ", ".join(sorted(o.decode("latin-1") for o in self._origins)) or "none (--cors-origin)"
             raise Forbidden(f"origin '{origin.decode('latin-1')}' is not allowed; allowed origins: {allowed}")
-        requested = headers.get(b"access-control-request-headers", b"")
+        problems = []
+        method = headers.get(b"access-control-request-method", b"").decode("latin-1").strip()
+        if method.upper() not in _CORS_METHODS:
+            problems.append(f"method '{method}' is not allowed (allowed: {', '.join(_CORS_METHODS)})")
+        allowed_headers = self._cors_allowed_headers()
+        requested = headers.get(b"access-control-request-headers", b"").decode("latin-1")
+        refused = [h for h in (p.strip().lower() for p in requested.split(",")) if h and h not in allowed_headers]
+        if refused:
+            problems.append(f"header{'s' if len(refused) > 1 else ''} {', '.join(refused)} not allowed")
+        if problems:
+            raise Forbidden(
+                f"CORS preflight refused: {'; '.join(problems)}; allowed headers: {', '.join(allowed_headers)}"
+            )
         return Response(
             204,
             b"",
             headers=(),
             extra_headers=[
-                (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
-                (b"access-control-allow-headers", requested or b"authorization, content-type"),
+                (b"access-control-allow-methods", ", ".join(_CORS_METHODS).encode()),
+                (b"access-control-allow-headers", ", ".join(allowed_headers).encode("latin-1")),
                 (b"access-control-max-age", b"600"),
             ],
         )
@@ -297,6 +347,7 @@ class ModelportApp:
             if m is None:
                 raise NotFound(f"no route for {path}; see /openapi.json")
             name, version, action = m.groups()
+            version = self._version(name, version)
             if action == "infer":
                 _expect(method, "POST", path)
                 return await v2.infer(plane, request, name, version, trace)
@@ -312,6 +363,7 @@ class ModelportApp:
                     raise NotFound(f"the V1 verb ':{verb.group(1)}' is not supported; use ':predict'")
                 raise NotFound(f"no route for {path}; see /openapi.json")
             name, version, verb_predict, meta = m.groups()
+            version = self._version(name, version)
             if verb_predict:
                 _expect(method, "POST", path)
                 return await v1.predict(plane, request, name, version, trace)
@@ -330,6 +382,16 @@ class ModelportApp:
         allowed, handler = route
         _expect(method, allowed, path)
         return handler(self)
+
+    def _version(self, name: str, version: str | None) -> str | None:
+        """A version from a path: ASCII digits only (``str.isdigit`` and ``int`` also take '¹' or '١')."""
+        if version is None or _VERSION.fullmatch(version):
+            return version
+        self.repository.entry(name)  # an unknown model is reported as such first
+        shown = version if len(version) <= 40 else version[:37] + "..."
+        raise UnknownVersion(
+            f"model '{name}': version '{shown}' is not an integer; a version is written with the digits 0-9"
+        )
 
     async def _repository(self, request: Request) -> Response:
         """The V2 model repository extension (Triton's shapes); loads run in a thread, never on the loop."""
@@ -404,6 +466,12 @@ class ModelportApp:
         "/docs": ("GET", _docs),
         "/": ("GET", _index),
     }
+
+
+def _server_error(message: str, request_id: bytes) -> Response:
+    """A 500 that says what failed, not how: the exception goes to the log under the request id."""
+    rid = request_id.decode("latin-1")
+    return json_response({"error": f"{message} (request id {rid}; the server log has the details)"}, 500)
 
 
 def _check_bearer(headers: dict[bytes, bytes], expected: bytes, kind: str) -> None:

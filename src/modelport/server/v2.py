@@ -81,7 +81,7 @@ def decode_infer(model: Decodable, body: Any, binary: memoryview | None = None) 
             label = tensor.get("name", f"#{i}")
             raise BadRequest(f"model '{model.name}': input '{label}' lacks {', '.join(missing)}")
         name = tensor["name"]
-        if name in batch:
+        if isinstance(name, str) and name in batch:  # a name of another type fails in coerce_shaped
             raise BadRequest(f"model '{model.name}': input '{name}' appears twice")
         data = tensor.get("data")
         if size is not None:

@@ -225,3 +225,76 @@ def test_readiness_of_an_unknown_version_is_not_found_on_both(
         assert (error.code().name, error.details()) == ("NOT_FOUND", message)
         assert stub.ModelReady(pb.ModelReadyRequest(name="diabetes", version="1"), timeout=30).ready is True
         assert stub.ModelReady(pb.ModelReadyRequest(name="broken"), timeout=30).ready is False
+
+
+def _raw_request(**fields: Any) -> Any:
+    return pb.ModelInferRequest(model_name="diabetes", **fields)
+
+
+@pytest.mark.parametrize(
+    ("build", "code", "message"),
+    [
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP64", [1, 10])], [b"\0" * 80, b"\0" * 8]),
+            "INVALID_ARGUMENT",
+            "model 'diabetes': 1 inputs but 2 raw_input_contents entries",
+        ),
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP64", [10**12, 10])], [b"\0" * 80]),
+            "INVALID_ARGUMENT",
+            "has shape [1000000000000, 10], which needs 10000000000000 values, but its data holds 10",
+        ),
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP64", [1, 10])], [b"\0" * 79]),
+            "INVALID_ARGUMENT",
+            "input 'input': 79 bytes is not a whole number of FP64 values",
+        ),
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP99", [1, 10])], [b"\0" * 80]),
+            "INVALID_ARGUMENT",
+            "input 'input': datatype 'FP99' is not one of",
+        ),
+        (
+            lambda: _typed(_raw_request(), "FP99"),
+            "INVALID_ARGUMENT",
+            "model 'diabetes': input 'input' datatype 'FP99' cannot travel in 'contents'",
+        ),
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP64", [1, 10])], [b"\0" * (33 * 2**20)]),
+            "RESOURCE_EXHAUSTED",
+            "larger than max",  # gRPC's own limit, set to --max-body
+        ),
+    ],
+    ids=[
+        "raw count",
+        "huge shape claim",
+        "ragged raw bytes",
+        "unknown raw datatype",
+        "unknown typed datatype",
+        "oversize",
+    ],
+)
+def test_hostile_grpc_requests_get_client_codes(
+    server: tuple[RunningServer, int], build: Any, code: str, message: str
+) -> None:
+    with grpc.insecure_channel(
+        f"127.0.0.1:{server[1]}", options=[("grpc.max_send_message_length", 64 * 2**20)]
+    ) as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(build(), timeout=60)
+    error: Any = info.value
+    assert error.code().name == code, error.details()
+    assert message in error.details()
+    assert httpx.get(server[0].url + "/v2/health/live").status_code == 200
+
+
+def _with_raw(request: Any, inputs: list[tuple[str, str, list[int]]], raw: list[bytes]) -> Any:
+    for name, datatype, shape in inputs:
+        request.inputs.add(name=name, datatype=datatype, shape=shape)
+    request.raw_input_contents.extend(raw)
+    return request
+
+
+def _typed(request: Any, datatype: str) -> Any:
+    request.inputs.add(name="input", datatype=datatype, shape=[1, 10])
+    return request

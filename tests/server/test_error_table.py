@@ -1,6 +1,6 @@
 """One table of malformed requests, sent over every protocol to one real server (issue 10 item 1).
 
-V2 JSON, the V2 binary extension and V2 gRPC (the generated stubs on a real channel) carry the
+V2 JSON, the V2 binary extension and V2 gRPC (generated stubs on a real channel) carry the
 same request, so they must answer with the same status and the same message, word for word;
 V1 has no datatypes or output selection, so it answers its own message where its request
 differs. gRPC codes follow the HTTP status (INVALID_ARGUMENT, NOT_FOUND, ...), never INTERNAL.
@@ -18,13 +18,15 @@ import grpc
 import httpx
 import pytest
 
-from modelport.server.proto import grpc_predict_v2_pb2 as pb
-from modelport.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.conftest import free_port
 from tests.obs_helpers import DIABETES_ROW, build_small_repository
 from tests.serving import RunningServer, run_server
 
 pytestmark = pytest.mark.slow
+# tritonclient's generated stubs for the same service (importing modelport's own stubs too would
+# register the "inference" package twice in protobuf's pool of the test process).
+pb = pytest.importorskip("tritonclient.grpc.service_pb2")
+pb_grpc = pytest.importorskip("tritonclient.grpc.service_pb2_grpc")
 
 HTTP_TO_GRPC = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
 
@@ -201,3 +203,98 @@ def test_not_ready_is_unavailable_on_both(server: tuple[RunningServer, int]) -> 
     status, message = _v2_json(server[0].url, case)
     assert status == 503 and message.startswith("model 'broken' has no available version (1: FAILED ")
     assert _grpc(server[1], case) == ("UNAVAILABLE", message)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("7", "model 'diabetes' has no version 7; versions: 1, 2"),
+        ("¹", "model 'diabetes': version '¹' is not an integer"),  # a Unicode digit: isdigit() yes, int() no
+    ],
+)
+def test_readiness_of_an_unknown_version_is_not_found_on_both(
+    server: tuple[RunningServer, int], version: str, message: str
+) -> None:
+    answer = httpx.get(f"{server[0].url}/v2/models/diabetes/versions/{version}/ready")
+    assert (answer.status_code, answer.json()["error"]) == (404, message)
+    with grpc.insecure_channel(f"127.0.0.1:{server[1]}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ModelReady(pb.ModelReadyRequest(name="diabetes", version=version), timeout=30)
+        error: Any = info.value
+        assert (error.code().name, error.details()) == ("NOT_FOUND", message)
+        assert stub.ModelReady(pb.ModelReadyRequest(name="diabetes", version="1"), timeout=30).ready is True
+        assert stub.ModelReady(pb.ModelReadyRequest(name="broken"), timeout=30).ready is False
+
+
+def _raw_request(**fields: Any) -> Any:
+    return pb.ModelInferRequest(model_name="diabetes", **fields)
+
+
+@pytest.mark.parametrize(
+    ("build", "code", "message"),
+    [
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP64", [1, 10])], [b"\0" * 80, b"\0" * 8]),
+            "INVALID_ARGUMENT",
+            "model 'diabetes': 1 inputs but 2 raw_input_contents entries",
+        ),
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP64", [10**12, 10])], [b"\0" * 80]),
+            "INVALID_ARGUMENT",
+            "has shape [1000000000000, 10], which needs 10000000000000 values, but its data holds 10",
+        ),
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP64", [1, 10])], [b"\0" * 79]),
+            "INVALID_ARGUMENT",
+            "input 'input': 79 bytes is not a whole number of FP64 values",
+        ),
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP99", [1, 10])], [b"\0" * 80]),
+            "INVALID_ARGUMENT",
+            "input 'input': datatype 'FP99' is not one of",
+        ),
+        (
+            lambda: _typed(_raw_request(), "FP99"),
+            "INVALID_ARGUMENT",
+            "model 'diabetes': input 'input' datatype 'FP99' cannot travel in 'contents'",
+        ),
+        (
+            lambda: _with_raw(_raw_request(), [("input", "FP64", [1, 10])], [b"\0" * (33 * 2**20)]),
+            "RESOURCE_EXHAUSTED",
+            "larger than max",  # gRPC's own limit, set to --max-body
+        ),
+    ],
+    ids=[
+        "raw count",
+        "huge shape claim",
+        "ragged raw bytes",
+        "unknown raw datatype",
+        "unknown typed datatype",
+        "oversize",
+    ],
+)
+def test_hostile_grpc_requests_get_client_codes(
+    server: tuple[RunningServer, int], build: Any, code: str, message: str
+) -> None:
+    with grpc.insecure_channel(
+        f"127.0.0.1:{server[1]}", options=[("grpc.max_send_message_length", 64 * 2**20)]
+    ) as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(build(), timeout=60)
+    error: Any = info.value
+    assert error.code().name == code, error.details()
+    assert message in error.details()
+    assert httpx.get(server[0].url + "/v2/health/live").status_code == 200
+
+
+def _with_raw(request: Any, inputs: list[tuple[str, str, list[int]]], raw: list[bytes]) -> Any:
+    for name, datatype, shape in inputs:
+        request.inputs.add(name=name, datatype=datatype, shape=shape)
+    request.raw_input_contents.extend(raw)
+    return request
+
+
+def _typed(request: Any, datatype: str) -> Any:
+    request.inputs.add(name="input", datatype=datatype, shape=[1, 10])
+    return request

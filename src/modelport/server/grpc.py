@@ -85,7 +85,7 @@ def _parameters(params: Any) -> Parameters:
     return out
 
 
-def decode_request(request: Any, model: Decodable) -> InferRequest:
+def decode_request(request: pb.ModelInferRequest, model: Decodable) -> InferRequest:
     """A ModelInferRequest to an InferRequest (picklable with the message, for big ones)."""
     return InferRequest(
         request.model_name,
@@ -98,11 +98,11 @@ def decode_request(request: Any, model: Decodable) -> InferRequest:
     )
 
 
-def _encode(request: InferRequest, answer: InferResponse) -> Any:
+def _encode(request: InferRequest, answer: InferResponse) -> pb.ModelInferResponse:
     return encode_response(answer.model, answer.outputs, bool(request.codec.get("raw")), str(request.codec["id"]))
 
 
-def decode_tensors(model: Decodable, request: Any) -> Batch:
+def decode_tensors(model: Decodable, request: pb.ModelInferRequest) -> Batch:
     """The request's tensors as a checked Batch (the same InputPlan checks and messages as REST)."""
     plan = model.plan
     raw = request.raw_input_contents
@@ -130,7 +130,7 @@ def decode_tensors(model: Decodable, request: Any) -> Batch:
     return plan.check(batch)
 
 
-def encode_response(model: Model, result: Batch, use_raw: bool, request_id: str) -> Any:
+def encode_response(model: Model, result: Batch, use_raw: bool, request_id: str) -> pb.ModelInferResponse:
     """Outputs as raw_output_contents when the request sent raw inputs, else typed contents."""
     datatypes = model.output_datatypes
     response = pb.ModelInferResponse(model_name=model.name, model_version=model.version_text, id=request_id)
@@ -150,7 +150,7 @@ def encode_response(model: Model, result: Batch, use_raw: bool, request_id: str)
     return response
 
 
-def _tensors(specs: tuple[TensorSpec, ...]) -> list[Any]:
+def _tensors(specs: tuple[TensorSpec, ...]) -> list[pb.ModelMetadataResponse.TensorMetadata]:
     return [pb.ModelMetadataResponse.TensorMetadata(name=s.name, datatype=s.datatype, shape=s.shape) for s in specs]
 
 
@@ -160,24 +160,34 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
 
-    async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.plane.ready())
 
-    async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerMetadataResponse:
         meta = self.plane.server_metadata()
         return pb.ServerMetadataResponse(name=meta["name"], version=meta["version"], extensions=meta["extensions"])
 
-    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelReadyResponse:
         try:
             ready = self.plane.model_ready(request.name, request.version or None)
         except ModelportError as exc:
             await context.abort(grpc_code(exc), exc.message)
         return pb.ModelReadyResponse(ready=ready)
 
-    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelMetadataResponse:
         try:
             meta = self.plane.model_metadata(request.name, request.version or None)
         except ModelportError as exc:
@@ -190,7 +200,9 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=_tensors(meta.outputs),
         )
 
-    async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
         started = time.perf_counter()
         plane = self.plane
         # Metadata keys play the part of HTTP headers (a sticky [traffic] split reads them).
@@ -217,9 +229,10 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             status, error, code = 500, f"internal server error: {type(exc).__name__}: {exc}", grpc.StatusCode.INTERNAL
         if plane.observers:
             plane.observe(trace, "POST", INFER_PATH, status, started, request.id, error)
-        if error is not None:
-            await context.abort(code, error)
-        return response
+        if response is not None:
+            return response
+        await context.abort(code, error or "no answer")
+        raise AssertionError("context.abort() raises")
 
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]

@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_wine
 
 import modelport
-from modelport.errors import InvalidInput, ModelFailed
+from modelport.errors import InvalidInput, ModelFailed, ModelRejectedInput
 from modelport.flavors.sklearn import predictor_for
 from modelport.input_errors import rejected_input
 from modelport.model import Model
@@ -41,8 +41,9 @@ def test_sklearn_refusals_are_invalid_input_naming_the_model() -> None:
     fitted = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, Y)
     model = Model("lr", 3, predictor_for(fitted), flavor="sklearn", source="")
     for value, said in ((np.nan, "Input X contains NaN."), (np.inf, "Input X contains infinity")):
-        with pytest.raises(InvalidInput) as err:
+        with pytest.raises(ModelRejectedInput) as err:
             model.predict({"input": _with(value)})
+        assert err.value.status == 400 and err.value.grpc_code == "INVALID_ARGUMENT"
         assert err.value.message.startswith(f"model 'lr' version 3 rejected the input: sklearn says: {said}")
         assert "\n" not in err.value.message  # scikit-learn's advice paragraphs are left out
     # float64 arithmetic: a huge finite value is a valid input for this model
@@ -114,6 +115,7 @@ def test_a_models_own_value_error_stays_a_failure() -> None:
     model = Model("own", 1, predictor_for(OwnValueError()), flavor="sklearn", source="")
     with pytest.raises(ModelFailed) as err:
         model.predict({"input": X[:1]})
-    assert err.value.message == "model 'own' version 1 failed while predicting"
-    assert err.value.detail == "ValueError: my feature store is down"
+    assert err.value.status == 500
+    assert err.value.public == "model 'own' version 1 failed while predicting"  # what an HTTP client is told
+    assert err.value.message == "model 'own' version 1 failed: ValueError: my feature store is down"
     assert rejected_input(RuntimeError("x")) is None

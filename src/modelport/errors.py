@@ -3,6 +3,7 @@
 ModelportError
   + ClientError (4xx)
   |   + InvalidInput (400)        the request does not fit the model's signature
+  |   |   + ModelRejectedInput    the framework refused the values (also a ModelFailed)
   |   + BadRequest (400)          the body is not what the protocol allows
   |   + Unauthorized (401)        missing or wrong bearer token
   |   + Forbidden (403)           e.g. a CORS preflight from an origin not allowed
@@ -38,6 +39,7 @@ __all__ = [
     "ModelFailed",
     "ModelLoadError",
     "ModelNotReady",
+    "ModelRejectedInput",
     "ModelportError",
     "NotFound",
     "PayloadTooLarge",
@@ -55,11 +57,11 @@ class ModelportError(Exception):
     status: ClassVar[int] = 500
     grpc_code: ClassVar[str] = "INTERNAL"
 
-    def __init__(self, message: str, *, detail: str | None = None) -> None:
+    def __init__(self, message: str, *, public: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.detail = detail
-        """What an operator needs beyond ``message`` (the exception's type and text); logged, never sent."""
+        self.public = public or message
+        """What an HTTP client is told of a 5xx: ``message`` may quote the model's internals (it is logged)."""
 
     def to_dict(self) -> dict[str, str]:
         return {"error": self.message}
@@ -140,8 +142,16 @@ class ServerError(ModelportError):
 class ModelFailed(ServerError):
     """The model raised while predicting; the server keeps serving.
 
-    ``message`` (sent to the client) names the model; ``detail`` (logged with the request id)
-    carries the exception, whose text may describe the model's internals.
+    ``message`` quotes the exception (for the log, the CLI and batch scoring); ``public``, what
+    an HTTP client gets with the request id, only names the model.
+    """
+
+
+class ModelRejectedInput(InvalidInput, ModelFailed):
+    """The framework refused the request's values (scikit-learn's "Input X contains NaN"): a 400.
+
+    Also a ModelFailed, because the model call did fail: batch scoring skips such rows like
+    any row the model cannot score.
     """
 
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from modelport.config import BatchingConfig
-from modelport.errors import InvalidInput, ModelFailed, ModelportError
+from modelport.errors import InvalidInput, ModelFailed, ModelportError, ModelRejectedInput
 from modelport.input_errors import rejected_input
 from modelport.signature import Batch, InputPlan, Signature
 
@@ -121,13 +121,13 @@ class Model:
         except Exception as exc:
             said = rejected_input(exc)
             if said is not None:  # the framework refused the client's values: the client's to fix
-                raise InvalidInput(
+                raise ModelRejectedInput(
                     f"model '{self.name}' version {self.version} rejected the input: {self.flavor} says: {said}"
                 ) from exc
-            # The model's own failure: the client learns which model; the log gets the exception.
+            # The model's own failure: an HTTP client learns which model; the log gets the exception.
             raise ModelFailed(
-                f"model '{self.name}' version {self.version} failed while predicting",
-                detail=f"{type(exc).__name__}: {exc}",
+                f"model '{self.name}' version {self.version} failed: {type(exc).__name__}: {exc}",
+                public=f"model '{self.name}' version {self.version} failed while predicting",
             ) from exc
         return {name: np.asarray(result[name]) for name in wanted}
 

@@ -170,6 +170,7 @@ class InputPlan:
     def __init__(self, model: str, signature: Signature, compute_datatype: str | None = None) -> None:
         self.model = model
         self.signature = signature
+        self.compute_datatype = compute_datatype
         # Float inputs whose values must fit a narrower float than their own datatype (see _check_range).
         narrow = DATATYPES.get(compute_datatype or "")
         self._limits = {

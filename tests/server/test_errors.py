@@ -389,8 +389,7 @@ async def test_model_failure_is_logged_with_the_request_id_and_counted(
     logged = [r for r in caplog.records if r.name == "modelport.server" and rid in r.getMessage()]
     assert len(logged) == 1
     assert logged[0].getMessage() == (
-        f"request {rid}: model 'exploding' version 1 failed while predicting: "
-        "RuntimeError: boom: the model's own failure"
+        f"request {rid}: model 'exploding' version 1 failed: RuntimeError: boom: the model's own failure"
     )
     assert logged[0].exc_info is not None and isinstance(logged[0].exc_info[1], RuntimeError)
     # A model failure is a 500 in the metrics; a refused input is the client's 400.

@@ -212,9 +212,8 @@ class ModelportApp:
             error = exc.message
             if exc.status == 500:
                 request_id = request_id or new_request_id()
-                error = f"{exc.message}: {exc.detail}" if exc.detail else exc.message
-                log.error("request %s: %s", request_id.decode("latin-1"), error, exc_info=exc.__cause__ or exc)
-                response = _server_error(exc.message, request_id)
+                log.error("request %s: %s", request_id.decode("latin-1"), exc.message, exc_info=exc.__cause__ or exc)
+                response = _server_error(exc.public, request_id)
             else:
                 response = error_response(exc)
         except Exception as exc:  # never let one request take the server down

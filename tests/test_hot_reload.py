@@ -20,6 +20,12 @@ pytestmark = pytest.mark.slow
 ADMIN = {"authorization": "Bearer adm"}
 
 
+@pytest.fixture
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the server's log goes: a temporary folder of its own (tmp_path is often the repository)."""
+    return tmp_path_factory.mktemp("serve-log")
+
+
 def wait_for(condition: Callable[[], bool], what: str, limit: float = 60.0) -> None:
     """Poll until ``condition`` holds; the limit only stops a broken test from hanging."""
     deadline = time.monotonic() + limit
@@ -44,10 +50,10 @@ def _index(url: str) -> list[dict[str, str]]:
     return list(r.json())
 
 
-def test_poller_adds_retries_drains_and_removes(tmp_path: Path) -> None:
+def test_poller_adds_retries_drains_and_removes(tmp_path: Path, logs: Path) -> None:
     model = tmp_path / "m"
     add_version(model, 1)
-    with run_server(tmp_path, "--poll-seconds", "0.2", "--admin-token", "adm") as server:
+    with run_server(tmp_path, "--poll-seconds", "0.2", "--admin-token", "adm", log_dir=logs) as server:
         url = server.url
         assert _answer(url) == "1"
 
@@ -76,10 +82,10 @@ def test_poller_adds_retries_drains_and_removes(tmp_path: Path) -> None:
     assert "model m version 2: AVAILABLE" in log and "model m version 2 unloaded" in log
 
 
-def test_each_worker_process_reloads_itself(tmp_path: Path) -> None:
+def test_each_worker_process_reloads_itself(tmp_path: Path, logs: Path) -> None:
     model = tmp_path / "m"
     add_version(model, 1)
-    with run_server(tmp_path, "--workers", "2", "--poll-seconds", "0.2") as server:
+    with run_server(tmp_path, "--workers", "2", "--poll-seconds", "0.2", log_dir=logs) as server:
         add_version(model, 2)
 
         def all_on_two() -> bool:
@@ -89,10 +95,10 @@ def test_each_worker_process_reloads_itself(tmp_path: Path) -> None:
         wait_for(all_on_two, "both workers to serve version 2")
 
 
-def test_admin_token_from_the_environment_is_separate_from_the_inference_token(tmp_path: Path) -> None:
+def test_admin_token_from_the_environment_is_separate_from_the_inference_token(tmp_path: Path, logs: Path) -> None:
     add_version(tmp_path / "m", 1)
     env = {"MODELPORT_ADMIN_TOKEN": "adm"}
-    with run_server(tmp_path, "--auth-token", "inf", "--poll-seconds", "0", env=env) as server:
+    with run_server(tmp_path, "--auth-token", "inf", "--poll-seconds", "0", env=env, log_dir=logs) as server:
         url = server.url
         wrong = httpx.post(f"{url}/v2/repository/models/m/unload", headers={"authorization": "Bearer inf"})
         assert wrong.status_code == 401
@@ -124,7 +130,7 @@ def test_bad_traffic_config_stops_the_server_at_start(tmp_path: Path) -> None:
     )
 
 
-def test_poller_follows_an_s3_root(tmp_path: Path) -> None:
+def test_poller_follows_an_s3_root(tmp_path: Path, logs: Path) -> None:
     """An s3:// repository on a local moto server: a new version appears, an old one goes."""
     moto_server = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
@@ -159,7 +165,9 @@ def test_poller_follows_an_s3_root(tmp_path: Path) -> None:
             s3.put_object(Bucket="models", Key=f"repo/m/{version}/model.joblib", Body=path.read_bytes())
 
         upload(1)
-        with run_server("s3://models/repo", "--poll-seconds", "0.3", "--admin-token", "adm", env=env) as server:
+        with run_server(
+            "s3://models/repo", "--poll-seconds", "0.3", "--admin-token", "adm", env=env, log_dir=logs
+        ) as server:
             assert _answer(server.url) == "1"
             upload(2)
             wait_for(lambda: _answer(server.url) == "2", "version 2 from S3")
@@ -170,7 +178,7 @@ def test_poller_follows_an_s3_root(tmp_path: Path) -> None:
         moto.stop()
 
 
-def test_grpc_follows_the_traffic_split_and_sticky_metadata(tmp_path: Path) -> None:
+def test_grpc_follows_the_traffic_split_and_sticky_metadata(tmp_path: Path, logs: Path) -> None:
     grpcclient = pytest.importorskip("tritonclient.grpc")
     import numpy as np
 
@@ -181,7 +189,7 @@ def test_grpc_follows_the_traffic_split_and_sticky_metadata(tmp_path: Path) -> N
         add_version(tmp_path / "m", v)
     write_config(tmp_path / "m", traffic_toml({1: 50, 2: 50}, sticky="x-user"))
     port = free_port()
-    with run_server(tmp_path, "--grpc-port", str(port), "--poll-seconds", "0"):
+    with run_server(tmp_path, "--grpc-port", str(port), "--poll-seconds", "0", log_dir=logs):
         client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{port}")
         inp = grpcclient.InferInput("input", [1, 2], "FP64")
         inp.set_data_from_numpy(np.array([[0.5, 1.5]]))

@@ -170,7 +170,9 @@ def test_cli_on_an_empty_directory(tmp_path: Path) -> None:
 def test_server_records_v1_and_v2_traffic_per_worker(repo_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "payloads"
     ids = []
-    with run_server(repo_dir, "--workers", "2", "--payload-log", str(out), "--no-access-log") as server:
+    with run_server(
+        repo_dir, "--workers", "2", "--payload-log", str(out), "--no-access-log", log_dir=tmp_path
+    ) as server:
         for i in range(30):
             with httpx.Client(base_url=server.url) as one:  # new connections reach both workers
                 rid = f"v2-{i}"

@@ -334,7 +334,7 @@ def test_appengine_flex(tmp_path: Path, at_root: None) -> None:
     app = yaml.safe_load(files["app.yaml"])
     assert (app["runtime"], app["env"]) == ("custom", "flex")
     assert app["liveness_check"]["path"] in ROUTES and app["readiness_check"]["path"] in ROUTES
-    assert "COPY models /models/wine/" in files["Dockerfile"] and (tmp_path / "models" / "model.joblib").is_file()
+    assert "COPY models /models" in files["Dockerfile"] and (tmp_path / "models" / "wine" / "model.joblib").is_file()
 
 
 def test_cloudrun_service() -> None:

@@ -280,16 +280,18 @@ def appengine(min_instances: int, max_instances: int, flex: bool, source: str | 
             bake=models is not None and kw["model_uri"] is None,
             models_dir="models",
             source=source,
-            copy_to=_copy_to(plan, models),
+            copy_to="/models",  # the app directory holds models/<name>/ already
         )
         dockerfile = dk.dockerfile(plan, opts)
     files = gcp.appengine_files(
         plan, min_instances=min_instances, max_instances=max_instances, flex=flex, dockerfile=dockerfile
     )
     if models is not None and kw["model_uri"] is None:
-        target = Path(out) / "models"
-        if target.exists():
-            shutil.rmtree(target)
+        if (Path(out) / "models").exists():
+            shutil.rmtree(Path(out) / "models")
+        # A single model goes to models/<name>/, so the served repository keeps its name.
+        single = _copy_to(plan, models) != plan.model_uri
+        target = Path(out) / "models" / (plan.models[0].name if single else "")
         src = Path(models)
         if src.is_dir():
             shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", ".*"))

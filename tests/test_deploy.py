@@ -383,3 +383,17 @@ def test_measured_footprint_sizes_the_files(tmp_path: Path, at_root: None) -> No
     assert 20 < fp.settled_mb <= fp.peak_mb < 2000 and fp.first_start_s > 0
     files = generate("cloudrun examples/models/wine", tmp_path)
     assert "measured on the build machine: first start" in files["service.yaml"]
+
+
+def _cfn_lint(text: str) -> list[str]:
+    from cfnlint.api import ManualArgs, lint
+
+    return [f"{m.rule.id}: {m.message}" for m in lint(text, config=ManualArgs(regions=["us-east-1"]))]
+
+
+def test_sam_template_passes_cfn_lint() -> None:
+    """cfn-lint expands the SAM transform offline and checks every resource against CloudFormation's schemas."""
+    text = (DEPLOY / "lambda" / "template.yaml").read_text()
+    assert _cfn_lint(text) == []
+    broken = text.replace("PackageType: Image", "PackageType: Image\n      Handlr: x")
+    assert any("Handlr" in m for m in _cfn_lint(broken))

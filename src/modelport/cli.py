@@ -716,5 +716,44 @@ def _bench(
     return None
 
 
+@main.command("compile")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--check/--no-check", default=True, show_default=True, help="Then load again in a fresh interpreter.")
+def compile_(paths: tuple[str, ...], check: bool) -> None:
+    """Fill the compile cache ($MODELPORT_COMPILE_CACHE) for models, so the next start imports no framework.
+
+    \b
+    MODELPORT_COMPILE_CACHE=/opt/modelport/compiled modelport compile /models   # in an image build
+    """
+    from modelport.compile.cache import cache_dir
+    from modelport.deploy.precompile import check_fresh_start, compile_models
+    from modelport.logs import configure_logging
+
+    configure_logging("warning", "text")
+    directory = cache_dir()
+    if directory is None:
+        _fail(ValueError("the compile cache is off (MODELPORT_COMPILE_CACHE); nothing to fill"))
+    failed = False
+    for path in paths:
+        try:
+            results = compile_models(path)
+        except ModelportError as exc:
+            _fail(exc)
+        for r in results:
+            failed = failed or r.state != "AVAILABLE"
+            click.echo(f"{r.model} v{r.version} ({r.flavor}): {r.state}, served by {r.runtime}")
+        if check:
+            loaded = check_fresh_start(path)
+            what = ", ".join(loaded) if loaded else "no framework"
+            click.echo(f"{path}: a fresh start with the cache in {directory} imports {what}")
+    if failed:
+        sys.exit(1)
+
+
+from modelport.deploy.commands import deploy  # noqa: E402  (the group lives with its generators)
+
+main.add_command(deploy)
+
+
 if __name__ == "__main__":
     main()

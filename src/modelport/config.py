@@ -40,7 +40,10 @@ __all__ = ["CONFIG_FILE", "BatchingConfig", "ModelConfig", "TrafficConfig", "Ver
 
 CONFIG_FILE = "modelport.toml"
 
-_TOP_KEYS = {"flavor", "name", "outputs", "compile", "signature", "batching", "versions", "traffic", "sparkml"}
+# Flavor tables (sparkml, python, skops, torch, tensorflow) and entrypoint are kept in ModelConfig.extra
+# for the flavor that reads them.
+_FLAVOR_KEYS = ("sparkml", "entrypoint", "python", "skops", "torch", "tensorflow")
+_TOP_KEYS = {"flavor", "name", "outputs", "compile", "signature", "batching", "versions", "traffic", *_FLAVOR_KEYS}
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
     flavor = data.get("flavor")
     if flavor is not None and not isinstance(flavor, str):
         raise ConfigError(f"{where}: 'flavor' must be a string")
+    if flavor is None and "entrypoint" in data:
+        flavor = "python"  # an entrypoint names a custom Python model
     return ModelConfig(
         flavor=flavor,
         name=data.get("name"),
@@ -206,7 +211,7 @@ def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
         batching=batching,
         versions=parse_versions(data["versions"], where) if "versions" in data else None,
         traffic=parse_traffic(data["traffic"], where) if "traffic" in data else None,
-        extra={k: data[k] for k in ("sparkml",) if k in data},
+        extra={k: data[k] for k in _FLAVOR_KEYS if k in data},
         path=where,
     )
 

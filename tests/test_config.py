@@ -59,7 +59,7 @@ def test_flavor_override_is_used(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("colour = 'red'\n", "unknown key(s) colour; allowed: batching, compile, flavor"),
+        ("colour = 'red'\n", "unknown key(s) colour; allowed: batching, compile, entrypoint, flavor"),
         ("outputs = 'predict'\n", "'outputs' must be a list of output names"),
         ("[batching]\nmax_rows = 3\n", "[batching] unknown key(s) max_rows; allowed: max_batch_size, max_latency_ms"),
         ("[signature]\ninputs = [{name = 'x', datatype = 'FLOAT'}]\n", "datatype 'FLOAT' is not one of"),

@@ -51,6 +51,9 @@ __all__ = [
 
 CONFIG_FILE = "modelport.toml"
 
+# Flavor tables (sparkml, python, skops, torch, tensorflow) and entrypoint are kept in ModelConfig.extra
+# for the flavor that reads them.
+_FLAVOR_KEYS = ("sparkml", "entrypoint", "python", "skops", "torch", "tensorflow")
 _TOP_KEYS = {
     "flavor",
     "name",
@@ -61,7 +64,7 @@ _TOP_KEYS = {
     "limits",
     "versions",
     "traffic",
-    "sparkml",
+    *_FLAVOR_KEYS,
 }
 
 
@@ -241,6 +244,8 @@ def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
     flavor = data.get("flavor")
     if flavor is not None and not isinstance(flavor, str):
         raise ConfigError(f"{where}: 'flavor' must be a string")
+    if flavor is None and "entrypoint" in data:
+        flavor = "python"  # an entrypoint names a custom Python model
     return ModelConfig(
         flavor=flavor,
         name=data.get("name"),
@@ -252,7 +257,7 @@ def parse_config(data: dict[str, Any], where: str) -> ModelConfig:
         limits=parse_limits(data["limits"], where) if "limits" in data else None,
         versions=parse_versions(data["versions"], where) if "versions" in data else None,
         traffic=parse_traffic(data["traffic"], where) if "traffic" in data else None,
-        extra={k: data[k] for k in ("sparkml",) if k in data},
+        extra={k: data[k] for k in _FLAVOR_KEYS if k in data},
         path=where,
     )
 

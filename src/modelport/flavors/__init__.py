@@ -27,6 +27,7 @@ FLAVORS: dict[str, str] = {
     "lightgbm": "modelport.flavors.lightgbm",
     "mlflow": "modelport.flavors.mlflow",
     "sparkml": "modelport.flavors.sparkml",
+    "python": "modelport.flavors.python",
 }
 
 EXPECTED = (

@@ -239,9 +239,11 @@ def test_a_stream_left_by_a_dead_writer_is_converted_by_the_next_one(tmp_path: P
     (left,) = tmp_path.glob("*.arrows.inprogress")
     dead = left.with_name(left.name.replace(f"-{os.getpid()}-", "-999999999-"))  # no such process
     os.rename(left, dead)
+    cut_short = dead.with_name(dead.name.replace(".arrows.inprogress", ".parquet.writing"))
+    cut_short.write_bytes(b"PAR1 half a file")  # its roll was under way when it died
     log.close()  # its own file is gone: nothing to finish
     PayloadLog(tmp_path, flush_seconds=0.05).close()
-    assert not list(tmp_path.glob("*.arrows*"))
+    assert not list(tmp_path.glob("*.arrows*")) and not cut_short.exists()
     (done,) = tmp_path.glob("*.parquet")
     assert done.name == dead.name.replace(".arrows.inprogress", ".parquet")
     assert [r["id"] for r in pq.read_table(done).to_pylist()] == ["req-000", "req-001", "req-002"]

@@ -50,6 +50,7 @@ log = logging.getLogger("modelport.payload_log")
 SUFFIX = ".parquet"
 STREAM = ".arrows"
 IN_PROGRESS = ".arrows.inprogress"
+WRITING = ".writing"  # a Parquet file being written at a roll
 OLD_IN_PROGRESS = ".parquet.inprogress"  # earlier modelport: Parquet, unreadable until closed
 COLUMNS = ("id", "time", "model", "version", "protocol", "status", "latency_ms", "error", "inputs", "outputs")
 
@@ -390,6 +391,10 @@ class PayloadLog:
 
     def _recover(self) -> None:
         """Convert streams left by writers that died (a crash, ``kill -KILL``) into Parquet files."""
+        for path in sorted(self.directory.glob(f"*{SUFFIX}{WRITING}")):  # a roll cut short: its stream remains
+            pid = _pid_of(path)
+            if pid is not None and (pid == self._pid or not _alive(pid)):
+                path.unlink(missing_ok=True)
         for path in sorted(self.directory.glob(f"*{IN_PROGRESS}")):
             pid = _pid_of(path)
             if pid is None or (pid != self._pid and _alive(pid)):
@@ -437,7 +442,7 @@ def _finish(stream: Path) -> None:
     name = stream.name
     stem = name[: -len(IN_PROGRESS)] if name.endswith(IN_PROGRESS) else name[: -len(STREAM)]
     final = stream.with_name(stem + SUFFIX)
-    tmp = stream.with_name(stem + SUFFIX + ".writing")
+    tmp = stream.with_name(stem + SUFFIX + WRITING)
     try:
         fd = _create_private(tmp)
         with os.fdopen(fd, "wb") as fh:

@@ -67,3 +67,33 @@ async def test_a_call_past_its_deadline_holds_the_version_until_it_returns(tmp_p
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Repository:
     return Repository(str(build_repository(tmp_path_factory.mktemp("leases")))).load()
+
+
+async def test_a_request_cancelled_by_its_client_is_not_a_deadline(tmp_path: Path) -> None:
+    """Only the DataPlane's own deadline becomes a 504; any other cancellation passes through."""
+    from functools import partial
+
+    import orjson
+
+    from modelport.dataplane import DataPlane
+    from modelport.inference import InferCall, Trace
+    from modelport.server import v2
+
+    (tmp_path / "sleepy").mkdir()
+    joblib.dump(SleepyModel(), tmp_path / "sleepy" / "model.joblib")
+    repository = Repository(str(tmp_path)).load()
+    plane = DataPlane(repository, request_timeout=30.0)
+    body = orjson.dumps({"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [0.5, 0.0]}]})
+    decode = partial(v2.decode_request, "sleepy", None, body, None)
+    call = InferCall("v2", "sleepy", None, {}, decode, v2.encode_response, len(body))
+    task = asyncio.create_task(plane.infer(call, Trace()))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if _inflight(repository, "sleepy") == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert _inflight(repository, "sleepy") == 0
+    repository.close()

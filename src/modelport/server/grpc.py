@@ -14,6 +14,7 @@ A client's gRPC deadline is honoured along with the server's request timeout.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -225,6 +226,14 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             response = await plane.infer(call, trace)
         except ModelportError as exc:
             status, error, code = exc.status, exc.message, grpc_code(exc)
+        except asyncio.CancelledError:  # gRPC cancels the call at the client's deadline or when it hangs up
+            if call.deadline is not None and time.monotonic() >= call.deadline:
+                status, error = 504, f"the client's deadline passed before model '{request.model_name}' answered"
+            else:
+                status, error = 499, "the client cancelled the call"
+            if plane.observers:
+                plane.observe(trace, "POST", INFER_PATH, status, started, request.id, error)
+            raise
         except Exception as exc:  # the server keeps serving
             status, error, code = 500, f"internal server error: {type(exc).__name__}: {exc}", grpc.StatusCode.INTERNAL
         if plane.observers:

@@ -21,6 +21,7 @@ from modelport.cli import main
 from modelport.errors import ConfigError, InvalidInput, ModelFailed
 from modelport.loading import load_model
 from tests import batch_models as bm
+from tests.tolerance import assert_close
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def _assert_outputs(got: pa.Table, expected: dict[str, np.ndarray], wide_labels:
         proba = np.column_stack([got.column(f"predict_proba_{lab}").to_numpy() for lab in wide_labels])
     else:
         proba = np.array(got.column("predict_proba").to_pylist())
-    np.testing.assert_allclose(proba, expected["predict_proba"], rtol=1e-12, atol=1e-15)
+    assert_close(proba, expected["predict_proba"])
 
 
 @pytest.mark.parametrize("in_fmt", ["parquet", "csv", "jsonl"])
@@ -390,7 +391,7 @@ def test_million_rows_match_in_process_predict(models: dict[str, Path], tmp_path
     assert np.array_equal(got.column("id").to_numpy(), np.arange(n))
     assert np.array_equal(got.column("predict").to_numpy(zero_copy_only=False), expected["predict"])
     proba = got.column("predict_proba").combine_chunks().flatten().to_numpy().reshape(n, 3)
-    np.testing.assert_allclose(proba, expected["predict_proba"], rtol=1e-12, atol=1e-15)
+    assert_close(proba, expected["predict_proba"])
 
 
 # -- a predictor that drops rows (the Spark ML pipeline contract) ------------------------------------------------

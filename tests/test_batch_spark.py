@@ -21,6 +21,7 @@ from modelport.errors import InvalidInput
 from modelport.loading import load_model
 from tests import batch_models as bm
 from tests.conftest import free_port
+from tests.tolerance import assert_close
 
 pytestmark = [
     pytest.mark.slow,
@@ -55,7 +56,7 @@ def test_predict_matches_model_predict_row_by_row(spark: Any, models: dict[str, 
     for i in range(150):
         row = model.predict({c: table.column(c).to_numpy()[i : i + 1] for c in bm.IRIS_FEATURES})
         assert out["predict"][i] == row["predict"][0]
-        np.testing.assert_allclose(out["predict_proba"][i], row["predict_proba"][0], rtol=1e-12)
+        assert_close(out["predict_proba"][i], row["predict_proba"][0])
 
 
 def test_predict_maps_columns_keeps_chosen_and_selects_outputs(spark: Any, models: dict[str, Path]) -> None:
@@ -66,7 +67,7 @@ def test_predict_maps_columns_keeps_chosen_and_selects_outputs(spark: Any, model
     assert scored.columns == ["id", "predict"]
     out = _by_id(scored.toPandas())
     X = np.column_stack([table.column(f"f{i}").to_numpy() for i in range(13)])
-    np.testing.assert_array_equal(out["predict"], load_model(models["wine"]).predict({"input": X})["predict"])
+    assert_close(out["predict"], load_model(models["wine"]).predict({"input": X})["predict"])
 
 
 def test_predict_checks_columns_on_the_driver(spark: Any, models: dict[str, Path]) -> None:
@@ -137,8 +138,8 @@ def test_spark_ml_pipeline_matches_spark_transform_and_drops_the_same_rows(
     # handleInvalid="skip" drops the rows with a missing measurement, in Spark and here alike.
     assert ours["id"].tolist() == theirs["id"].tolist()
     assert len(ours) == 342
-    np.testing.assert_array_equal(ours["prediction"], theirs["prediction"])
-    np.testing.assert_allclose(
+    assert_close(ours["prediction"], theirs["prediction"])
+    assert_close(
         np.stack(ours["probability"].to_numpy()), np.stack([v.toArray() for v in theirs["probability"]]), rtol=1e-9
     )
 
@@ -224,7 +225,7 @@ def test_predict_via_endpoint_matches_in_process(spark: Any, server: Server) -> 
         {c: table.column(c).to_numpy() for c in bm.IRIS_FEATURES}
     )
     assert out["predict"].tolist() == expected["predict"].tolist()
-    np.testing.assert_allclose(np.stack(out["predict_proba"].to_numpy()), expected["predict_proba"], rtol=1e-12)
+    assert_close(np.stack(out["predict_proba"].to_numpy()), expected["predict_proba"])
 
 
 def test_predict_via_endpoint_v1(spark: Any, server: Server) -> None:

@@ -16,6 +16,7 @@ import pytest
 from modelport.client import AsyncClient, Client, EndpointUnavailable
 from modelport.errors import InvalidInput, UnknownModel
 from tests.conftest import free_port
+from tests.tolerance import assert_close
 
 # -- a scripted service -----------------------------------------------------------------------------------------
 
@@ -97,7 +98,7 @@ def test_503_is_retried_then_succeeds(service: tuple[str, Script]) -> None:
     with _fast(url) as client:
         out = client.predict("m", {"x": np.array([1.0, 2.0])})
         assert client.attempts == 3
-    np.testing.assert_array_equal(out["double"], [2.0, 4.0])
+    assert_close(out["double"], [2.0, 4.0])
 
 
 def test_429_honours_retry_after(service: tuple[str, Script]) -> None:
@@ -163,7 +164,7 @@ def test_rows_are_split_into_requests_and_joined_in_order(service: tuple[str, Sc
     x = np.arange(7, dtype=float)
     with _fast(url, batch_size=3) as client:
         out = client.predict("m", {"x": x})
-    np.testing.assert_array_equal(out["double"], 2 * x)
+    assert_close(out["double"], 2 * x)
     assert [r["body"]["inputs"][0]["shape"] for r in script.requests] == [[3], [3], [1]]
     assert script.requests[0]["body"]["inputs"][0] == {
         "name": "x",
@@ -191,7 +192,7 @@ def test_async_client_retries_and_batches(service: tuple[str, Script]) -> None:
             return out, client.attempts
 
     out, attempts = asyncio.run(run())
-    np.testing.assert_array_equal(out["double"], 2 * np.arange(5.0))
+    assert_close(out["double"], 2 * np.arange(5.0))
     assert attempts == 4  # 3 requests, one of them retried once
 
 
@@ -235,8 +236,8 @@ def test_real_server_predictions_match_in_process(real_server: tuple[str, Path],
     with Client(url, protocol=protocol, batch_size=50) as client:  # type: ignore[arg-type]
         assert client.signature("wine").input_names == ["input"]
         out = client.predict("wine", {"input": X}, outputs=["predict", "predict_proba"])
-    np.testing.assert_array_equal(out["predict"], expected["predict"])
-    np.testing.assert_allclose(out["predict_proba"], expected["predict_proba"], rtol=1e-12)
+    assert_close(out["predict"], expected["predict"])
+    assert_close(out["predict_proba"], expected["predict_proba"])
 
 
 @pytest.mark.slow

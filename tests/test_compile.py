@@ -43,6 +43,7 @@ from modelport.compile.check import compare
 from modelport.compile.kernels import HEADS, Fallback
 from modelport.errors import ModelFailed
 from modelport.flavors.sklearn import SklearnPredictor, predictor_for
+from tests.tolerance import assert_close
 
 Loader = Callable[..., Any]
 
@@ -107,9 +108,9 @@ def test_compiled_kernel_agrees_with_sklearn(case: str, factory: Callable[[], An
         for name in want:
             assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape
             if name == "predict" and hasattr(est, "classes_"):
-                np.testing.assert_array_equal(got[name], want[name])
+                assert_close(got[name], want[name])
             else:
-                np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-12)
+                assert_close(got[name], want[name])
 
 
 def test_imputer_pipeline_compiles_and_fills_nan() -> None:
@@ -121,8 +122,8 @@ def test_imputer_pipeline_compiles_and_fills_nan() -> None:
     fast = compile_predictor(predictor_for(est))
     assert isinstance(fast, CompiledPredictor)
     got = fast.predict({"input": holes[:50]})
-    np.testing.assert_array_equal(got["predict"], est.predict(holes[:50]))
-    np.testing.assert_allclose(got["predict_proba"], est.predict_proba(holes[:50]), rtol=1e-9)
+    assert_close(got["predict"], est.predict(holes[:50]))
+    assert_close(got["predict_proba"], est.predict_proba(holes[:50]))
 
 
 def test_estimator_without_kernel_stays_native_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
@@ -225,8 +226,8 @@ def test_output_with_wrong_labels_stays_native_while_probabilities_compile(caplo
         for m in caplog.messages
     )
     got = out.predict({"input": X[:40]})
-    np.testing.assert_array_equal(got["predict"], est.predict(X[:40]))
-    np.testing.assert_allclose(got["predict_proba"], est.predict_proba(X[:40]), rtol=1e-12)
+    assert_close(got["predict"], est.predict(X[:40]))
+    assert_close(got["predict_proba"], est.predict_proba(X[:40]))
 
 
 @pytest.mark.usefixtures("bad_kernels")
@@ -256,9 +257,7 @@ def test_load_model_compiles_by_default_and_can_be_turned_off(tmp_path: Path) ->
     slow = modelport.load_model(path, compile=False)
     assert isinstance(slow.predictor, SklearnPredictor)
     assert slow.info["runtime"] == {"predict": "scikit-learn", "predict_proba": "scikit-learn"}
-    np.testing.assert_allclose(
-        fast.predict({"input": X[:9]})["predict_proba"], slow.predict({"input": X[:9]})["predict_proba"]
-    )
+    assert_close(fast.predict({"input": X[:9]})["predict_proba"], slow.predict({"input": X[:9]})["predict_proba"])
 
 
 def test_modelport_toml_compile_false(tmp_path: Path) -> None:
@@ -311,8 +310,8 @@ def test_dataframe_model_with_text_column(tmp_path: Path, remainder: str) -> Non
     rows = frame.iloc[::7].copy()
     rows.loc[rows.index[0], "region"] = "atlantis"  # unseen: encoded as all zeros
     got = model.predict({c: rows[c].tolist() for c in frame.columns})
-    np.testing.assert_array_equal(got["predict"], est.predict(rows))
-    np.testing.assert_allclose(got["predict_proba"], est.predict_proba(rows), rtol=1e-9)
+    assert_close(got["predict"], est.predict(rows))
+    assert_close(got["predict_proba"], est.predict_proba(rows))
 
 
 def test_unknown_category_with_handle_unknown_error_gets_the_native_error(tmp_path: Path) -> None:
@@ -323,7 +322,7 @@ def test_unknown_category_with_handle_unknown_error_gets_the_native_error(tmp_pa
     fast, slow = modelport.load_model(path), modelport.load_model(path, compile=False)
     assert fast.info["runtime"]["predict"] == COMPILED
     good = {c: frame[c].tolist()[:5] for c in frame.columns}
-    np.testing.assert_array_equal(fast.predict(good)["predict"], est.predict(frame.iloc[:5]))
+    assert_close(fast.predict(good)["predict"], est.predict(frame.iloc[:5]))
     bad = {**good, "region": ["north", "atlantis", "east", "south", "north"]}
     errors = []
     for model in (fast, slow):
@@ -345,7 +344,7 @@ def test_nan_and_infinity_go_to_the_native_model() -> None:
     with pytest.raises(ValueError, match="Input X contains NaN"):
         lr.predict({"input": rows})
     # Random forests route NaN down the branch they learnt; the native model answers.
-    np.testing.assert_array_equal(forest.predict({"input": rows})["predict_proba"], forest_est.predict_proba(rows))
+    assert_close(forest.predict({"input": rows})["predict_proba"], forest_est.predict_proba(rows))
     rows[1, 4] = np.inf
     with pytest.raises(ValueError, match="Input X contains infinity"):
         forest.predict({"input": rows})
@@ -356,7 +355,7 @@ def test_transformer_only_pipeline_compiles_transform() -> None:
     est = make_pipeline(SimpleImputer(), RobustScaler(), MaxAbsScaler()).fit(X)
     fast = compile_predictor(predictor_for(est))
     assert fast.info["runtime"] == {"transform": COMPILED}
-    np.testing.assert_allclose(fast.predict({"input": X[:5]})["transform"], est.transform(X[:5]), rtol=1e-12)
+    assert_close(fast.predict({"input": X[:5]})["transform"], est.transform(X[:5]))
 
 
 def test_string_labels_come_back_as_objects() -> None:
@@ -419,4 +418,4 @@ def test_native_lightgbm_booster_compiles(tmp_path: Path, loader: Loader, params
     for rows in (X, X[:1]):
         want, got = slow.predict({"input": rows}), fast.predict({"input": rows})
         for name in want:
-            np.testing.assert_array_equal(got[name], want[name])
+            assert_close(got[name], want[name])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import joblib
-import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -14,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 import modelport
 from modelport.errors import ConfigError, InvalidInput, ModelportError
+from tests.tolerance import assert_close
 
 X, Y = load_iris(return_X_y=True)
 
@@ -91,4 +91,4 @@ def test_predict_checks_inputs(tmp_path: Path) -> None:
         model.predict({"x": X[:1]})
     with pytest.raises(InvalidInput, match="model 'iris': missing input 'input'"):
         model.predict({})
-    np.testing.assert_array_equal(model.predict({"input": X[:1]})["predict"], [0])
+    assert_close(model.predict({"input": X[:1]})["predict"], [0])

@@ -11,6 +11,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, loa
 
 import modelport
 from modelport.errors import ModelLoadError
+from tests.tolerance import assert_close
 
 
 def test_binary_classifier(tmp_path: Path) -> None:
@@ -29,8 +30,8 @@ def test_binary_classifier(tmp_path: Path) -> None:
     assert model.info["objective"].startswith("binary")
     assert isinstance(model.predictor.booster, lgb.Booster)  # type: ignore[attr-defined]
     out = model.predict({"input": X[:50].tolist()})
-    np.testing.assert_array_equal(out["predict"], clf.predict(X[:50]))
-    np.testing.assert_allclose(out["predict_proba"], clf.predict_proba(X[:50]), rtol=1e-12)
+    assert_close(out["predict"], clf.predict(X[:50]))
+    assert_close(out["predict_proba"], clf.predict_proba(X[:50]))
 
 
 @pytest.mark.parametrize("loader", [load_iris, load_wine, load_digits])
@@ -43,8 +44,8 @@ def test_multiclass(tmp_path: Path, loader: object) -> None:
     assert model.signature.output("predict_proba").shape == (-1, n)
     assert model.signature.output("predict_proba").labels == tuple(range(n))
     out = model.predict({"input": X[:40]})
-    np.testing.assert_array_equal(out["predict"], clf.predict(X[:40]))
-    np.testing.assert_allclose(out["predict_proba"], clf.predict_proba(X[:40]), rtol=1e-12)
+    assert_close(out["predict"], clf.predict(X[:40]))
+    assert_close(out["predict_proba"], clf.predict_proba(X[:40]))
 
 
 def test_regression_with_feature_names(tmp_path: Path) -> None:
@@ -57,7 +58,7 @@ def test_regression_with_feature_names(tmp_path: Path) -> None:
     assert [(o.name, o.datatype, o.shape) for o in model.signature.outputs] == [("predict", "FP64", (-1,))]
     rows = frame.iloc[:25]
     out = model.predict({c: rows[c].tolist() for c in frame.columns})
-    np.testing.assert_allclose(out["predict"], booster.predict(rows), rtol=1e-12)
+    assert_close(out["predict"], booster.predict(rows))
 
 
 def test_pandas_categorical_model_is_refused(tmp_path: Path) -> None:
@@ -78,14 +79,14 @@ def test_sklearn_wrappers_go_through_the_sklearn_flavor(tmp_path: Path) -> None:
     assert model.flavor == "sklearn"
     assert model.signature.input("input").shape == (-1, 13)
     out = model.predict({"input": X[::20]})
-    np.testing.assert_array_equal(out["predict"], clf.predict(X[::20]))
-    np.testing.assert_allclose(out["predict_proba"], clf.predict_proba(X[::20]))
+    assert_close(out["predict"], clf.predict(X[::20]))
+    assert_close(out["predict_proba"], clf.predict_proba(X[::20]))
 
     Xd, yd = load_diabetes(return_X_y=True)
     reg = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(Xd, yd)
     joblib.dump(reg, tmp_path / "reg.joblib")
     out = modelport.load_model(tmp_path / "reg.joblib").predict({"input": Xd[:4]})
-    np.testing.assert_allclose(out["predict"], reg.predict(Xd[:4]))
+    assert_close(out["predict"], reg.predict(Xd[:4]))
 
 
 def test_corrupt_model_file(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import modelport
 from modelport.errors import InvalidInput, ModelLoadError
+from tests.tolerance import assert_close
 
 
 def _save(tmp_path: Path, est: object, X: np.ndarray, name: str = "model.onnx", **options: object) -> Path:
@@ -55,11 +56,11 @@ def test_zipmap_classifier_signature_and_predictions(tmp_path: Path, cancer: tup
     rows = X[:40]
     out = model.predict({"X": rows.tolist()})
     label, dicts = _ort_run(path, {"X": rows.astype(np.float32)})
-    np.testing.assert_array_equal(out["output_label"], label)
+    assert_close(out["output_label"], label)
     assert out["output_probability"].dtype == np.float64
-    np.testing.assert_array_equal(out["output_probability"], [[d[0], d[1]] for d in dicts])  # type: ignore[union-attr]
-    np.testing.assert_array_equal(out["output_label"], est.predict(rows))
-    np.testing.assert_allclose(out["output_probability"], est.predict_proba(rows), atol=1e-5)
+    assert_close(out["output_probability"], [[d[0], d[1]] for d in dicts], single=True)  # type: ignore[union-attr]
+    assert_close(out["output_label"], est.predict(rows))
+    assert_close(out["output_probability"], est.predict_proba(rows), single=True)
 
 
 def test_zipmap_without_onnx_package_gives_the_same_answer(
@@ -73,8 +74,8 @@ def test_zipmap_without_onnx_package_gives_the_same_answer(
     assert model.info["zipmap"] == "converted per request"
     assert model.signature.output("output_probability").labels == (0, 1)
     out = model.predict({"X": X[:10]})
-    np.testing.assert_array_equal(out["output_label"], cut["output_label"])
-    np.testing.assert_allclose(out["output_probability"], cut["output_probability"], rtol=1e-7)
+    assert_close(out["output_label"], cut["output_label"])
+    assert_close(out["output_probability"], cut["output_probability"], single=True)
 
 
 def test_zipmap_false_and_string_labels(tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def test_zipmap_false_and_string_labels(tmp_path: Path) -> None:
     assert zipped.signature.output("output_probability").labels == ("setosa", "versicolor", "virginica")
     a, b = plain.predict({"X": X[::10]}), zipped.predict({"X": X[::10]})
     assert a["label"].tolist() == b["output_label"].tolist() == est.predict(X[::10]).tolist()
-    np.testing.assert_allclose(a["probabilities"], b["output_probability"], rtol=1e-7)
+    assert_close(a["probabilities"], b["output_probability"], single=True)
 
 
 def test_multiclass_forest_on_digits(tmp_path: Path) -> None:
@@ -101,8 +102,8 @@ def test_multiclass_forest_on_digits(tmp_path: Path) -> None:
     spec = model.signature.output("output_probability")
     assert spec.shape == (-1, 10) and spec.labels == tuple(range(10))
     out = model.predict({"X": X[:50]})
-    np.testing.assert_array_equal(out["output_label"], est.predict(X[:50].astype(np.float32)))
-    np.testing.assert_allclose(out["output_probability"], est.predict_proba(X[:50].astype(np.float32)), atol=1e-5)
+    assert_close(out["output_label"], est.predict(X[:50].astype(np.float32)))
+    assert_close(out["output_probability"], est.predict_proba(X[:50].astype(np.float32)), single=True)
 
 
 def test_regressor_and_input_cast(tmp_path: Path) -> None:
@@ -112,7 +113,7 @@ def test_regressor_and_input_cast(tmp_path: Path) -> None:
     assert [(o.name, o.datatype, o.shape) for o in model.signature.outputs] == [("variable", "FP32", (-1, 1))]
     # The predictor casts what it is given to the graph's dtype (float64 -> float32).
     out = model.predictor.predict({"X": X[:5]})
-    np.testing.assert_allclose(out["variable"][:, 0], est.predict(X[:5]), rtol=1e-4)
+    assert_close(out["variable"][:, 0], est.predict(X[:5]), single=True)
 
 
 def test_several_inputs_with_a_text_column(tmp_path: Path) -> None:
@@ -137,8 +138,8 @@ def test_several_inputs_with_a_text_column(tmp_path: Path) -> None:
     ]
     rows = frame.iloc[::30]
     out = model.predict({c: rows[c].tolist() for c in frame.columns})
-    np.testing.assert_array_equal(out["output_label"], est.predict(rows))
-    np.testing.assert_allclose(out["output_probability"], est.predict_proba(pd.DataFrame(rows)), atol=1e-5)
+    assert_close(out["output_label"], est.predict(rows))
+    assert_close(out["output_probability"], est.predict_proba(pd.DataFrame(rows)), single=True)
     with pytest.raises(InvalidInput, match="input 'alcohol' must be FP32 numbers, got str value 'x'"):
         model.predict({"alcohol": ["x"], "malic_acid": [1.0], "region": ["north"]})
 
@@ -199,4 +200,4 @@ def test_external_weights_are_found_beside_the_model(tmp_path: Path) -> None:
     model = modelport.load_model(tmp_path / "net.onnx")
     assert [(s.name, s.datatype, s.shape) for s in model.signature.inputs] == [("x", "FP32", (-1, 4))]
     rows = np.ones((2, 4))
-    np.testing.assert_allclose(model.predict({"x": rows})["y"], rows @ weights)
+    assert_close(model.predict({"x": rows})["y"], rows @ weights, single=True)

@@ -16,6 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import modelport
 from modelport.errors import InvalidInput, ModelLoadError
+from tests.tolerance import assert_close
 
 
 def test_wine_pipeline_joblib(tmp_path: Path) -> None:
@@ -29,8 +30,8 @@ def test_wine_pipeline_joblib(tmp_path: Path) -> None:
     assert [o["name"] for o in sig["outputs"]] == ["predict", "predict_proba"]
     assert sig["outputs"][1]["parameters"] == {"labels": [0, 1, 2]}
     out = model.predict({"input": X[:20]})
-    np.testing.assert_array_equal(out["predict"], est.predict(X[:20]))
-    np.testing.assert_allclose(out["predict_proba"], est.predict_proba(X[:20]), rtol=1e-12)
+    assert_close(out["predict"], est.predict(X[:20]))
+    assert_close(out["predict_proba"], est.predict_proba(X[:20]))
 
 
 def test_pickle_and_regressor(tmp_path: Path) -> None:
@@ -42,7 +43,7 @@ def test_pickle_and_regressor(tmp_path: Path) -> None:
     assert model.name == tmp_path.name
     assert [o.name for o in model.signature.outputs] == ["predict"]
     assert model.signature.outputs[0].datatype == "FP64"
-    np.testing.assert_allclose(model.predict({"input": X[:5]})["predict"], est.predict(X[:5]))
+    assert_close(model.predict({"input": X[:5]})["predict"], est.predict(X[:5]))
 
 
 @pytest.mark.parametrize("loader", [load_iris, load_breast_cancer, load_digits])
@@ -53,8 +54,8 @@ def test_classifiers_on_shipped_data(tmp_path: Path, loader: object) -> None:
     model = modelport.load_model(tmp_path / "m.joblib", name="clf", version=3)
     assert (model.name, model.version) == ("clf", 3)
     out = model.predict({"input": X[:7].tolist()})
-    np.testing.assert_array_equal(out["predict"], est.predict(X[:7]))
-    np.testing.assert_allclose(out["predict_proba"], est.predict_proba(X[:7]))
+    assert_close(out["predict"], est.predict(X[:7]))
+    assert_close(out["predict_proba"], est.predict_proba(X[:7]))
 
 
 def _penguin_like_frame() -> tuple[pd.DataFrame, np.ndarray]:
@@ -77,7 +78,7 @@ def test_dataframe_model_with_text_column(tmp_path: Path) -> None:
     assert specs == {"alcohol": "FP64", "malic_acid": "FP64", "ash": "FP64", "region": "BYTES"}
     rows = frame.iloc[:4]
     out = model.predict({c: rows[c].tolist() for c in frame.columns})
-    np.testing.assert_array_equal(out["predict"], est.predict(rows))
+    assert_close(out["predict"], est.predict(rows))
     with pytest.raises(InvalidInput, match="input 'alcohol' must be FP64 numbers, got str value 'x'"):
         model.predict({**{c: rows[c].tolist() for c in frame.columns}, "alcohol": ["x"] * 4})
 
@@ -137,4 +138,4 @@ def test_only_the_requested_outputs_are_computed() -> None:
     _CountingLR.calls.clear()
     both = model.predict({"input": X[:3]})
     assert sorted(_CountingLR.calls) == ["predict", "predict_proba"]
-    np.testing.assert_array_equal(both["predict_proba"], out["predict_proba"])
+    assert_close(both["predict_proba"], out["predict_proba"])

@@ -11,6 +11,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_
 
 import modelport
 from modelport.errors import ModelLoadError
+from tests.tolerance import assert_close
 
 
 def test_binary_classifier_booster_json(tmp_path: Path) -> None:
@@ -29,8 +30,8 @@ def test_binary_classifier_booster_json(tmp_path: Path) -> None:
     assert model.info["objective"] == "binary:logistic"
     assert isinstance(model.predictor.booster, xgb.Booster)  # type: ignore[attr-defined]
     out = model.predict({"input": X[:60].tolist()})
-    np.testing.assert_array_equal(out["predict"], clf.predict(X[:60]))
-    np.testing.assert_allclose(out["predict_proba"], clf.predict_proba(X[:60]), rtol=1e-6)
+    assert_close(out["predict"], clf.predict(X[:60]))
+    assert_close(out["predict_proba"], clf.predict_proba(X[:60]), single=True)
 
 
 def test_multiclass_softprob_ubj(tmp_path: Path) -> None:
@@ -41,8 +42,8 @@ def test_multiclass_softprob_ubj(tmp_path: Path) -> None:
     assert model.signature.output("predict_proba").shape == (-1, 3)
     assert model.signature.output("predict_proba").labels == (0, 1, 2)
     out = model.predict({"input": X})
-    np.testing.assert_array_equal(out["predict"], clf.predict(X))
-    np.testing.assert_allclose(out["predict_proba"], clf.predict_proba(X), rtol=1e-6)
+    assert_close(out["predict"], clf.predict(X))
+    assert_close(out["predict_proba"], clf.predict_proba(X), single=True)
 
 
 def test_multiclass_softmax_gives_probabilities_too(tmp_path: Path) -> None:
@@ -51,9 +52,9 @@ def test_multiclass_softmax_gives_probabilities_too(tmp_path: Path) -> None:
     booster.save_model(tmp_path / "iris.json")
     model = modelport.load_model(tmp_path / "iris.json")
     out = model.predict({"input": X})
-    np.testing.assert_array_equal(out["predict"], booster.predict(xgb.DMatrix(X)).astype(np.int64))
+    assert_close(out["predict"], booster.predict(xgb.DMatrix(X)).astype(np.int64))
     soft = xgb.train({"objective": "multi:softprob", "num_class": 3}, xgb.DMatrix(X, label=y), 8)
-    np.testing.assert_allclose(out["predict_proba"], soft.predict(xgb.DMatrix(X)), rtol=1e-5)
+    assert_close(out["predict_proba"], soft.predict(xgb.DMatrix(X)), single=True)
 
 
 @pytest.mark.parametrize("objective", ["binary:logitraw", "binary:hinge"])
@@ -66,11 +67,11 @@ def test_other_binary_objectives(tmp_path: Path, objective: str) -> None:
     raw = booster.predict(xgb.DMatrix(X))
     if objective == "binary:hinge":
         assert model.signature.output_names == ["predict"]
-        np.testing.assert_array_equal(out["predict"], raw.astype(np.int64))
+        assert_close(out["predict"], raw.astype(np.int64))
     else:
         p = 1 / (1 + np.exp(-raw.astype(np.float64)))
-        np.testing.assert_array_equal(out["predict"], (raw > 0).astype(np.int64))
-        np.testing.assert_allclose(out["predict_proba"][:, 1], p, rtol=1e-6)
+        assert_close(out["predict"], (raw > 0).astype(np.int64))
+        assert_close(out["predict_proba"][:, 1], p, single=True)
 
 
 def test_regressor(tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_regressor(tmp_path: Path) -> None:
     reg.get_booster().save_model(tmp_path / "model.json")
     model = modelport.load_model(tmp_path / "model.json")
     assert [(o.name, o.datatype, o.shape) for o in model.signature.outputs] == [("predict", "FP64", (-1,))]
-    np.testing.assert_allclose(model.predict({"input": X[:30]})["predict"], reg.predict(X[:30]), rtol=1e-6)
+    assert_close(model.predict({"input": X[:30]})["predict"], reg.predict(X[:30]), single=True)
 
 
 def test_feature_names_become_inputs(tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ def test_feature_names_become_inputs(tmp_path: Path) -> None:
     assert {s.datatype for s in model.signature.inputs} == {"FP64"}
     rows = frame.iloc[:12]
     out = model.predict({c: rows[c].tolist() for c in frame.columns})
-    np.testing.assert_allclose(out["predict"], booster.predict(xgb.DMatrix(rows)), rtol=1e-6)
+    assert_close(out["predict"], booster.predict(xgb.DMatrix(rows)), single=True)
 
 
 def test_categorical_booster_is_refused(tmp_path: Path) -> None:
@@ -113,14 +114,14 @@ def test_sklearn_wrappers_go_through_the_sklearn_flavor(tmp_path: Path) -> None:
     assert model.flavor == "sklearn"
     assert model.signature.input("input").shape == (-1, 4)
     out = model.predict({"input": X[::15]})
-    np.testing.assert_array_equal(out["predict"], clf.predict(X[::15]))
-    np.testing.assert_allclose(out["predict_proba"], clf.predict_proba(X[::15]))
+    assert_close(out["predict"], clf.predict(X[::15]))
+    assert_close(out["predict_proba"], clf.predict_proba(X[::15]), single=True)
 
     Xd, yd = load_diabetes(return_X_y=True)
     reg = xgb.XGBRegressor(n_estimators=5).fit(Xd, yd)
     joblib.dump(reg, tmp_path / "reg.joblib")
     out = modelport.load_model(tmp_path / "reg.joblib").predict({"input": Xd[:4]})
-    np.testing.assert_allclose(out["predict"], reg.predict(Xd[:4]))
+    assert_close(out["predict"], reg.predict(Xd[:4]), single=True)
 
 
 def test_corrupt_booster_files(tmp_path: Path) -> None:

@@ -129,7 +129,9 @@ class Model:
                 f"model '{self.name}' version {self.version} failed: {type(exc).__name__}: {exc}",
                 public=f"model '{self.name}' version {self.version} failed while predicting",
             ) from exc
-        return {name: np.asarray(result[name]) for name in wanted}
+        # C order: the JSON encoder writes arrays directly and only in C order (a kernel may hand back a
+        # transposed or strided view); a no-op for the usual contiguous output.
+        return {name: np.ascontiguousarray(result[name]) for name in wanted}
 
     def check_outputs(self, outputs: Sequence[str]) -> tuple[str, ...]:
         """The requested output names; InvalidInput for any the model does not produce."""
@@ -147,12 +149,19 @@ class Model:
 
 
 def _compute_datatype(predictor: Any) -> str | None:
-    """The datatype the predictor (or the one it wraps) computes its inputs in, when it says."""
-    seen = 0
-    while predictor is not None and seen < 8:
-        found = getattr(predictor, "compute_datatype", None)
+    """The datatype the predictor (or the one it wraps) computes its inputs in, when it says.
+
+    Reads instance attributes only: a wrapper's ``__getattr__`` could load a lazily loaded
+    native model (the compile cache's) just to answer.
+    """
+    for _ in range(8):
+        attributes = getattr(predictor, "__dict__", None)
+        if attributes is None:
+            return None
+        found = attributes.get("compute_datatype")
         if isinstance(found, str):
             return found
-        predictor = getattr(predictor, "inner", None)
-        seen += 1
+        predictor = attributes.get("inner")
+        if predictor is None:
+            return None
     return None

@@ -13,6 +13,7 @@ import pytest
 from sklearn.datasets import load_wine
 
 from tests.serving import run_server
+from tests.tolerance import assert_close
 
 ROWS = load_wine(return_X_y=True)[0][:3]
 
@@ -46,7 +47,7 @@ async def test_binary_input_and_output(client: httpx.AsyncClient, repo_dir: Path
     assert proba_entry["parameters"] == {"binary_data_size": 3 * 3 * 8} and "data" not in proba_entry
     proba = np.frombuffer(r.content[n:], dtype="<f8").reshape(3, 3)
     est = joblib.load(repo_dir / "wine" / "model.joblib")
-    np.testing.assert_allclose(proba, est.predict_proba(ROWS.astype(np.float32)), rtol=1e-6)
+    assert_close(proba, est.predict_proba(ROWS.astype(np.float32)), rtol=1e-6)
     assert predict_entry["data"] == est.predict(ROWS.astype(np.float32)).tolist()
 
 
@@ -125,6 +126,6 @@ def test_tritonclient_binary(repo_dir: Path) -> None:
         inp.set_data_from_numpy(ROWS, binary_data=True)
         outputs = [httpclient.InferRequestedOutput(n, binary_data=True) for n in ("predict", "predict_proba")]
         result = client.infer("wine", [inp], outputs=outputs)
-        np.testing.assert_array_equal(result.as_numpy("predict"), est.predict(ROWS))
-        np.testing.assert_allclose(result.as_numpy("predict_proba"), est.predict_proba(ROWS), rtol=1e-12)
+        assert_close(result.as_numpy("predict"), est.predict(ROWS))
+        assert_close(result.as_numpy("predict_proba"), est.predict_proba(ROWS))
         client.close()

@@ -395,3 +395,10 @@ async def test_model_failure_is_logged_with_the_request_id_and_counted(
     # A model failure is a 500 in the metrics; a refused input is the client's 400.
     assert 'modelport_requests_total{model="exploding",protocol="v2",status="500",version="1"} 1.0' in text
     assert 'modelport_requests_total{model="wine",protocol="v1",status="400",version="1"} 1.0' in text
+
+
+async def test_outputs_a_kernel_returns_as_a_view_are_encoded(client: httpx.AsyncClient) -> None:
+    """Found by the fuzzer: a compiled forest's columnar answer was a strided view, which the JSON encoder refused."""
+    r = await client.post("/v1/models/wine_forest:predict", json={"inputs": [[True, False] * 6 + [True]] * 2})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["outputs"]["predict_proba"]) == 2

@@ -12,6 +12,7 @@ from sklearn.datasets import load_wine
 
 from tests.conftest import free_port
 from tests.serving import RunningServer, run_server
+from tests.tolerance import assert_close
 
 pytestmark = pytest.mark.slow
 grpcclient = pytest.importorskip("tritonclient.grpc")
@@ -47,7 +48,7 @@ def test_infer_raw_and_typed(grpc_server: tuple[RunningServer, int], repo_dir: P
     inp = grpcclient.InferInput("input", list(ROWS.shape), "FP64")
     inp.set_data_from_numpy(ROWS)
     result = client.infer("wine", [inp], outputs=[grpcclient.InferRequestedOutput("predict_proba")])
-    np.testing.assert_allclose(result.as_numpy("predict_proba"), est.predict_proba(ROWS), rtol=1e-12)
+    assert_close(result.as_numpy("predict_proba"), est.predict_proba(ROWS))
     assert result.as_numpy("predict") is None  # only the requested output
     versioned = client.infer("diabetes", [_diabetes_input()], model_version="1")
     assert versioned.get_response().model_version == "1"

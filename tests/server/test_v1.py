@@ -9,6 +9,8 @@ import joblib
 import numpy as np
 from sklearn.datasets import load_wine
 
+from tests.tolerance import assert_close
+
 
 async def test_list_and_status(client: httpx.AsyncClient) -> None:
     models = (await client.get("/v1/models")).json()["models"]
@@ -39,7 +41,7 @@ async def test_row_format_single_output(client: httpx.AsyncClient, repo_dir: Pat
     x = np.full((3, 10), 0.02)
     r = await client.post("/v1/models/diabetes:predict", json={"instances": x.tolist()})
     assert r.status_code == 200
-    np.testing.assert_allclose(r.json()["predictions"], est.predict(x))
+    assert_close(r.json()["predictions"], est.predict(x))
     # several outputs: a list of objects keyed by output name (TF Serving row format)
     r = await client.post(
         "/v1/models/wine:predict", json={"signature_name": "serving_default", "instances": X.tolist()}

@@ -9,6 +9,7 @@ from sklearn.datasets import load_wine
 
 from modelport.repository import Repository
 from tests.server.conftest import make_client
+from tests.tolerance import assert_close
 
 
 def _wine_rows(n: int = 2) -> np.ndarray:
@@ -48,7 +49,7 @@ async def test_infer_flat_and_nested(client: httpx.AsyncClient, repo_dir: object
         by_name = {o["name"]: o for o in out["outputs"]}
         assert by_name["predict"]["shape"] == [2] and by_name["predict"]["datatype"] == "INT64"
         assert by_name["predict"]["data"] == est.predict(rows).tolist()
-        np.testing.assert_allclose(np.reshape(by_name["predict_proba"]["data"], (2, 3)), est.predict_proba(rows))
+        assert_close(np.reshape(by_name["predict_proba"]["data"], (2, 3)), est.predict_proba(rows))
         assert r.headers["x-model-version"] == "1"
 
 

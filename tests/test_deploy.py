@@ -397,3 +397,12 @@ def test_sam_template_passes_cfn_lint() -> None:
     assert _cfn_lint(text) == []
     broken = text.replace("PackageType: Image", "PackageType: Image\n      Handlr: x")
     assert any("Handlr" in m for m in _cfn_lint(broken))
+
+
+def test_k8s_prints_to_stdout_without_output_dir() -> None:
+    result = CliRunner().invoke(main, ["deploy", "k8s", "--model-uri", "s3://b/m", "--memory", "512"])
+    assert result.exit_code == 0, result.output
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert [d["kind"] for d in docs] == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+    for doc in docs:
+        validate(doc)

@@ -750,9 +750,31 @@ def compile_(paths: tuple[str, ...], check: bool) -> None:
         sys.exit(1)
 
 
-from modelport.deploy.commands import deploy  # noqa: E402  (the group lives with its generators)
+class _LazyGroup(click.Group):
+    """``modelport deploy``: its subcommands (and their ~100 options) are built only when asked for,
+    so ``modelport serve`` does not pay for them at every start."""
 
-main.add_command(deploy)
+    def _group(self) -> click.Group:
+        from modelport.deploy.commands import deploy
+
+        return deploy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._group().get_command(ctx, cmd_name)
+
+
+main.add_command(
+    _LazyGroup(
+        "deploy",
+        help="Write what a platform needs to serve MODELS: Kubernetes, KServe, Docker, AWS Lambda, App Engine, "
+        "Cloud Run.\n\nMODELS (a local artifact or repository) decides which extras the image installs and, unless "
+        "--memory is given, is started once to measure the memory a first start takes. See docs/DEPLOY.md.",
+        short_help="Write Kubernetes, KServe, Docker, Lambda, App Engine or Cloud Run files for your models.",
+    )
+)
 
 
 if __name__ == "__main__":

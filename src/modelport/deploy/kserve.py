@@ -127,7 +127,7 @@ def manifests(plan: Plan, opts: KServeOptions) -> list[dict[str, Any]]:
     """The runtime for the flavors served, then an InferenceService per model (its newest version's flavor)."""
     by_name: dict[str, str] = {}
     for m in plan.models:
-        by_name[m.name] = "sparkml" if m.runtime == "sparkml" and m.flavor != "mlflow" else m.flavor
+        by_name[m.name] = m.flavor  # the newest version's: versions are sorted
     flavors = sorted(set(by_name.values()), key=FORMATS.index) if by_name else list(FORMATS)
     docs = [runtime(plan, opts, flavors)]
     docs += [inference_service(n, f, plan, opts) for n, f in sorted(by_name.items())]

@@ -114,11 +114,16 @@ def test_unreadable_mlmodel(tmp_path: Path) -> None:
         modelport.load_model(tmp_path)
 
 
-def test_skops_format_is_refused(tmp_path: Path) -> None:
+def test_skops_format_with_a_pickle_inside_is_a_clear_error(tmp_path: Path) -> None:
     path = _copy("sklearn_tensor", tmp_path)
     mlmodel = path / "MLmodel"
     mlmodel.write_text(mlmodel.read_text().replace("serialization_format: pickle", "serialization_format: skops"))
-    with pytest.raises(ModelLoadError, match=r"serialized as 'skops'; supported serialization formats: cloudpickle"):
+    with pytest.raises(ModelLoadError, match=r"model\.pkl: not a readable skops file \(BadZipFile"):
+        modelport.load_model(path)
+    mlmodel.write_text(mlmodel.read_text().replace("serialization_format: skops", "serialization_format: dill"))
+    with pytest.raises(
+        ModelLoadError, match=r"serialized as 'dill'; supported serialization formats: cloudpickle, pickle, skops"
+    ):
         modelport.load_model(path)
 
 

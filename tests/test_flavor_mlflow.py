@@ -96,11 +96,12 @@ def test_onnx() -> None:
 
 
 def test_mlmodel_without_supported_flavor(tmp_path: Path) -> None:
-    (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: my_module\n")
+    (tmp_path / "MLmodel").write_text("flavors:\n  h2o:\n    data: model.h2o\n")
     with pytest.raises(
         ModelLoadError,
-        match=r"flavors python_function are not served by modelport; "
-        r"supported MLflow flavors: sklearn, xgboost, lightgbm, onnx, spark",
+        match=r"flavors h2o are not served by modelport; "
+        r"supported MLflow flavors: sklearn, xgboost, lightgbm, onnx, spark, "
+        r"python_function \(with modelport\[mlflow\]\)",
     ):
         modelport.load_model(tmp_path)
 

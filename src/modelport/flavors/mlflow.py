@@ -2,10 +2,11 @@
 
 The ``MLmodel`` file names the native flavors the directory holds; the first of
 ``sklearn``, ``xgboost``, ``lightgbm``, ``onnx``, ``spark`` found is loaded with
-modelport's own flavor for it. MLflow's recorded input signature then becomes the
-served one: a column-based signature gives one input per column (stacked back into
-the array, in signature order, when the model is an array model), a tensor-based one
-gives the tensors it names. Outputs are the native flavor's (``predict`` and, for
+modelport's own flavor for it; a directory with only ``python_function`` is run through
+mlflow itself (:mod:`modelport.flavors.pyfunc`, extra ``modelport[mlflow]``). MLflow's
+recorded input signature then becomes the served one: a column-based signature gives one
+input per column (stacked back into the array, in signature order, when the model is an
+array model), a tensor-based one gives the tensors it names. Outputs are the native flavor's (``predict`` and, for
 classifiers, ``predict_proba``); MLflow's output schema is kept in ``info``.
 
 scikit-learn models saved as skops (MLflow 3's default) load with exactly the
@@ -65,10 +66,14 @@ def load(path: Path, config: ModelConfig) -> Predictor:
     mlmodel = _read_mlmodel(path)
     flavors: dict[str, Any] = mlmodel["flavors"]
     chosen = next((f for f in SUPPORTED if f in flavors), None)
+    if chosen is None and "python_function" in flavors:
+        from modelport.flavors.pyfunc import load_pyfunc
+
+        return load_pyfunc(path, mlmodel, config, _parse_specs)
     if chosen is None:
         raise ModelLoadError(
             f"{path / 'MLmodel'}: flavors {', '.join(flavors) or 'none'} are not served by modelport; "
-            f"supported MLflow flavors: {', '.join(SUPPORTED)}"
+            f"supported MLflow flavors: {', '.join(SUPPORTED)}, python_function (with modelport[mlflow])"
         )
     conf = flavors[chosen] or {}
     native = _load_native(chosen, path, conf, config)

@@ -98,11 +98,12 @@ def test_onnx() -> None:
 
 
 def test_mlmodel_without_supported_flavor(tmp_path: Path) -> None:
-    (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: my_module\n")
+    (tmp_path / "MLmodel").write_text("flavors:\n  h2o:\n    data: model.h2o\n")
     with pytest.raises(
         ModelLoadError,
-        match=r"flavors python_function are not served by modelport; "
-        r"supported MLflow flavors: sklearn, xgboost, lightgbm, onnx, spark",
+        match=r"flavors h2o are not served by modelport; "
+        r"supported MLflow flavors: sklearn, xgboost, lightgbm, onnx, spark, "
+        r"python_function \(with modelport\[mlflow\]\)",
     ):
         modelport.load_model(tmp_path)
 
@@ -116,11 +117,16 @@ def test_unreadable_mlmodel(tmp_path: Path) -> None:
         modelport.load_model(tmp_path)
 
 
-def test_skops_format_is_refused(tmp_path: Path) -> None:
+def test_skops_format_with_a_pickle_inside_is_a_clear_error(tmp_path: Path) -> None:
     path = _copy("sklearn_tensor", tmp_path)
     mlmodel = path / "MLmodel"
     mlmodel.write_text(mlmodel.read_text().replace("serialization_format: pickle", "serialization_format: skops"))
-    with pytest.raises(ModelLoadError, match=r"serialized as 'skops'; supported serialization formats: cloudpickle"):
+    with pytest.raises(ModelLoadError, match=r"model\.pkl: not a readable skops file \(BadZipFile"):
+        modelport.load_model(path)
+    mlmodel.write_text(mlmodel.read_text().replace("serialization_format: skops", "serialization_format: dill"))
+    with pytest.raises(
+        ModelLoadError, match=r"serialized as 'dill'; supported serialization formats: cloudpickle, pickle, skops"
+    ):
         modelport.load_model(path)
 
 

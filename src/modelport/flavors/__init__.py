@@ -28,11 +28,12 @@ FLAVORS: dict[str, str] = {
     "mlflow": "modelport.flavors.mlflow",
     "sparkml": "modelport.flavors.sparkml",
     "python": "modelport.flavors.python",
+    "skops": "modelport.flavors.skops",
 }
 
 EXPECTED = (
     "an MLflow model directory (MLmodel), a saved Spark ML model (metadata/ and stages/ or data/), "
-    "*.onnx, *.joblib / *.pkl / *.pickle (scikit-learn), *.json / *.ubj (XGBoost Booster), "
+    "*.onnx, *.joblib / *.pkl / *.pickle / *.skops (scikit-learn), *.json / *.ubj (XGBoost Booster), "
     "*.txt (LightGBM model)"
 )
 
@@ -45,6 +46,8 @@ def _sniff_file(path: Path) -> str | None:
         return "onnx"
     if suffix in {".joblib", ".pkl", ".pickle"}:
         return "sklearn"
+    if suffix == ".skops":
+        return "skops"
     if suffix in {".ubj", ".bst", ".xgb"}:
         return "xgboost"
     if suffix == ".json":

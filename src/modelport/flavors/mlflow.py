@@ -2,11 +2,15 @@
 
 The ``MLmodel`` file names the native flavors the directory holds; the first of
 ``sklearn``, ``xgboost``, ``lightgbm``, ``onnx``, ``spark`` found is loaded with
-modelport's own flavor for it. MLflow's recorded input signature then becomes the
-served one: a column-based signature gives one input per column (stacked back into
-the array, in signature order, when the model is an array model), a tensor-based one
-gives the tensors it names. Outputs are the native flavor's (``predict`` and, for
+modelport's own flavor for it; a directory with only ``python_function`` is run through
+mlflow itself (:mod:`modelport.flavors.pyfunc`, extra ``modelport[mlflow]``). MLflow's
+recorded input signature then becomes the served one: a column-based signature gives one
+input per column (stacked back into the array, in signature order, when the model is an
+array model), a tensor-based one gives the tensors it names. Outputs are the native flavor's (``predict`` and, for
 classifiers, ``predict_proba``); MLflow's output schema is kept in ``info``.
+
+scikit-learn models saved as skops (MLflow 3's default) load with exactly the
+``skops_trusted_types`` the MLmodel records (:mod:`modelport.flavors.skops`).
 """
 
 from __future__ import annotations
@@ -62,10 +66,14 @@ def load(path: Path, config: ModelConfig) -> Predictor:
     mlmodel = _read_mlmodel(path)
     flavors: dict[str, Any] = mlmodel["flavors"]
     chosen = next((f for f in SUPPORTED if f in flavors), None)
+    if chosen is None and "python_function" in flavors:
+        from modelport.flavors.pyfunc import load_pyfunc
+
+        return load_pyfunc(path, mlmodel, config, _parse_specs)
     if chosen is None:
         raise ModelLoadError(
             f"{path / 'MLmodel'}: flavors {', '.join(flavors) or 'none'} are not served by modelport; "
-            f"supported MLflow flavors: {', '.join(SUPPORTED)}"
+            f"supported MLflow flavors: {', '.join(SUPPORTED)}, python_function (with modelport[mlflow])"
         )
     conf = flavors[chosen] or {}
     native = _load_native(chosen, path, conf, config)
@@ -80,10 +88,29 @@ def _data_file(path: Path, flavor: str, conf: dict[str, Any], key: str, default:
     return target
 
 
+def _skops(path: Path, conf: dict[str, Any]) -> Any:
+    """MLflow 3's default for scikit-learn: trust exactly the types the MLmodel records."""
+    from modelport.flavors import skops
+
+    trusted = skops.trusted_types(
+        f"{path.parent / 'MLmodel'}: sklearn skops_trusted_types", conf.get("skops_trusted_types")
+    )
+
+    def how(refused: list[str]) -> str:
+        names = ", ".join(f'"{t}"' for t in [*trusted, *refused])
+        return (
+            f"the MLmodel's skops_trusted_types lists {', '.join(trusted) or 'none'}; if you trust them, "
+            f"log the model again with mlflow.sklearn.log_model(..., skops_trusted_types=[{names}])"
+        )
+
+    return skops.read(path, trusted, how)
+
+
 def _unpickle(path: Path, fmt: str, flavor: str) -> Any:
     if fmt not in ("cloudpickle", "pickle"):
         raise ModelLoadError(
-            f"{path}: the {flavor} model is serialized as '{fmt}'; supported serialization formats: cloudpickle, pickle"
+            f"{path}: the {flavor} model is serialized as '{fmt}'; "
+            "supported serialization formats: cloudpickle, pickle, skops (scikit-learn)"
         )
     try:
         with path.open("rb") as fh:
@@ -109,7 +136,8 @@ def _load_native(flavor: str, path: Path, conf: dict[str, Any], config: ModelCon
         sys.path.insert(0, str(path / str(code)))
     if flavor == "sklearn":
         target = _data_file(path, flavor, conf, "pickled_model", "model.pkl")
-        estimator = _unpickle(target, str(conf.get("serialization_format") or "cloudpickle"), flavor)
+        fmt = str(conf.get("serialization_format") or "cloudpickle")
+        estimator = _skops(target, conf) if fmt == "skops" else _unpickle(target, fmt, flavor)
         return sklearn.predictor_for(estimator, config, str(target))
     if flavor == "xgboost":
         target = _data_file(path, flavor, conf, "data", "model.xgb")

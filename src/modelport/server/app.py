@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelport.activity import Activity
 from modelport.dataplane import BatchingPolicy, DataPlane
 from modelport.errors import (
     BadRequest,
@@ -98,6 +99,9 @@ class ModelportApp:
         self._any_origin = b"*" in self._origins
         self._openapi: bytes | None = None
         self._openapi_generation = -1
+        # The operations view's last ten minutes; keeps payload previews only where the payload log is on.
+        self.activity = Activity(keep_payloads=any(type(o).__name__ == "PayloadLog" for o in self.options.observers))
+        self.plane.observers.append(self.activity)
         self._observers = self.plane.observers
         self._metrics = self.options.metrics
         if self._metrics is not None:
@@ -228,7 +232,7 @@ class ModelportApp:
                 )
             _check_bearer(headers, self._admin, "admin ")
             return
-        if self._token is None or path in _OPEN_PATHS:
+        if self._token is None or path in _OPEN_PATHS or path in ui.OPEN_PAGES or path.startswith("/ui/static/"):
             return
         _check_bearer(headers, self._token, "")
 
@@ -318,6 +322,9 @@ class ModelportApp:
             return v1.status(plane, name, version)
         if path.startswith("/v2/repository/"):
             return await self._repository(request)
+        if path.startswith("/ui/"):
+            _expect(method, "GET", path)
+            return await ui.route(self, path)
         route = self._static.get(path)
         if route is None:
             raise NotFound(f"no route for {path}; see /openapi.json or /docs")
@@ -384,7 +391,7 @@ class ModelportApp:
         return ui.docs_page()
 
     def _index(self) -> Response:
-        return ui.index_page(self.repository)
+        return ui.index_page()
 
     _static: dict[str, tuple[str, Callable[[ModelportApp], Response]]] = {
         "/v2/health/live": ("GET", _live),

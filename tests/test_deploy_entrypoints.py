@@ -52,13 +52,18 @@ def _bin_dir(tmp: Path) -> Path:
 
 
 def _listening(pid: int, port: int) -> set[str]:
-    """Addresses the process tree listens on for ``port`` (from /proc/<pid>/net/tcp, IPv4)."""
+    """Addresses listened on for ``port`` in the process's network namespace (/proc/<pid>/net/tcp and tcp6)."""
     found = set()
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        addr, hex_port = local.split(":")
-        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-            found.add(".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hex_port = local.split(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            if table == "tcp":
+                found.add(".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+            else:
+                found.add("::" if int(addr, 16) == 0 else addr)  # "::" (dual stack) also takes IPv4
     return found
 
 
@@ -171,3 +176,37 @@ def test_compile_fills_the_cache_so_a_fresh_start_imports_no_framework(tmp_path:
         timeout=300,
     )
     assert off.returncode == 1 and "compile cache is off" in off.stderr
+
+
+def test_kserve_runtime_command_serves_the_model_under_the_inference_service_name(tmp_path: Path) -> None:
+    """The runtime's shell line, with what KServe fills in (the downloaded model, ``{{.Name}}``) and free ports."""
+    runtime = yaml.safe_load_all((DEPLOY / "kserve" / "servingruntime.yaml").read_text()).__next__()
+    script = runtime["spec"]["containers"][0]["args"][0]
+    mount = tmp_path / "mnt-models"  # what the storage initializer downloaded: one model's files
+    shutil.copytree(ROOT / "examples" / "models" / "wine", mount)
+    port, grpc_port = free_port(), free_port()
+    line = (
+        script.replace("/mnt/models", str(mount))
+        .replace("{{.Name}}", "wine-isvc")
+        .replace("/tmp/models", str(tmp_path / "repo"))
+        .replace("--port=8080", f"--port={port}")
+        .replace("--grpc-port=8081", f"--grpc-port={grpc_port}")
+    )
+    env = {"PATH": f"{_bin_dir(tmp_path)}:{os.environ['PATH']}"}
+    with started(line, env, tmp_path, port) as proc:
+        assert _listening(proc.pid, port) == {"0.0.0.0"}
+        assert _listening(proc.pid, grpc_port) & {"0.0.0.0", "::"}  # gRPC may bind one dual-stack socket
+        base = f"http://127.0.0.1:{port}"
+        v2 = httpx.post(base + "/v2/models/wine-isvc/infer", json=WINE_V2)
+        assert v2.status_code == 200 and v2.json()["model_name"] == "wine-isvc"
+        assert httpx.post(base + "/v1/models/wine-isvc:predict", json=WINE).status_code == 200
+
+
+def test_lambda_image_handler_string_resolves() -> None:
+    """awslambdaric loads CMD's "module.function" by splitting at the last dot."""
+    import importlib
+
+    text = (DEPLOY / "lambda" / "Dockerfile").read_text()
+    handler = json.loads(next(line for line in text.splitlines() if line.startswith("CMD "))[4:])[0]
+    module, _, function = handler.rpartition(".")
+    assert callable(getattr(importlib.import_module(module), function))

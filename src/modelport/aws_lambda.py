@@ -38,7 +38,7 @@ def make_handler(root: str, *, auth_token: str | None = None, max_body: int | No
     )
     app = build_app(config)
     # lifespan "off": Mangum would run startup and shutdown around every event, closing the models.
-    return Mangum(app, lifespan="off", text_mime_types=["application/json", "text/"])
+    return Mangum(app, lifespan="off", text_mime_types=["application/json", "text/"])  # type: ignore[arg-type]
 
 
 def _from_env() -> Any:

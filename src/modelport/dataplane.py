@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +29,6 @@ import numpy as np
 from modelport.batching import Batcher
 from modelport.config import BatchingConfig
 from modelport.errors import ModelportError
-from modelport.metrics import observe_inference
 from modelport.model import Model
 from modelport.repository import Repository, VersionEntry
 from modelport.router import ShadowObserver, ShadowStats
@@ -67,9 +66,16 @@ class BatchingPolicy:
 
 
 class DataPlane:
-    def __init__(self, repository: Repository, batching: BatchingPolicy | None = None) -> None:
+    def __init__(
+        self,
+        repository: Repository,
+        batching: BatchingPolicy | None = None,
+        on_inference: Callable[[str, int, float, int], None] | None = None,
+    ) -> None:
         self.repository = repository
         self.batching = batching or BatchingPolicy()
+        self.on_inference = on_inference
+        """Told of every model call: (model, version, seconds, rows); the server's Metrics.observe_inference."""
         self._states: weakref.WeakKeyDictionary[Model, _ModelState] = weakref.WeakKeyDictionary()
         self.shadow_stats: dict[tuple[str, int], ShadowStats] = {}
         """Per (model, shadow version): calls, errors, drops, mismatches with the primary, latency."""
@@ -180,7 +186,8 @@ class DataPlane:
         else:
             result = model.run(batch, outputs)
         took = time.perf_counter() - start
-        observe_inference(model.name, model.version, took, batch_rows(batch))
+        if self.on_inference is not None:
+            self.on_inference(model.name, model.version, took, batch_rows(batch))
         # The first calls pay for cold caches and lazy imports; they would skew the average
         # that decides threading and auto-batching, so the average starts after them.
         if state.calls >= WARMUP_CALLS:

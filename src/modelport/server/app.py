@@ -71,8 +71,6 @@ class ServerOptions:
     grpc_port: int | None = None
     # Serves /metrics and counts in-flight requests; also add it to ``observers``.
     metrics: Metrics | None = None
-    # Set by ``serve``: on SIGTERM readiness turns false this long before the server stops.
-    drain_seconds: float | None = None
 
 
 class ModelportApp:
@@ -81,7 +79,10 @@ class ModelportApp:
     def __init__(self, repository: Repository, options: ServerOptions | None = None) -> None:
         self.repository = repository
         self.options = options or ServerOptions()
-        self.plane = DataPlane(repository, self.options.batching)
+        metrics = self.options.metrics
+        self.plane = DataPlane(
+            repository, self.options.batching, metrics.observe_inference if metrics is not None else None
+        )
         self._token = self.options.auth_token.encode() if self.options.auth_token else None
         self._admin = self.options.admin_token.encode() if self.options.admin_token else None
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
@@ -116,10 +117,6 @@ class ModelportApp:
                         await send({"type": "lifespan.startup.failed", "message": f"gRPC: {exc}"})
                         return
                     log.info("gRPC V2 on %s:%d", self.options.grpc_host, self.options.grpc_port)
-                if self.options.drain_seconds is not None:
-                    from modelport.server.shutdown import install_drain
-
-                    install_drain(self, self.options.drain_seconds)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if grpc_server is not None:

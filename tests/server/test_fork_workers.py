@@ -127,3 +127,21 @@ def test_a_model_that_needs_its_framework_gets_fresh_workers_that_answer(tmp_pat
     assert all(a.json() == answers[0].json() for a in answers)
     assert "workers start as fresh interpreters and load the repository themselves: the loaded models use " in log
     assert "forking" not in log
+
+
+@pytest.mark.slow
+def test_an_onnx_model_is_never_served_from_a_fork_of_the_process_that_opened_its_session(tmp_path: Path) -> None:
+    """onnxruntime's session threads do not survive a fork: the workers must open their own sessions."""
+    (tmp_path / "models" / "bc").mkdir(parents=True)
+    shutil.copy(ROOT / "examples/models/breast_cancer_onnx/model.onnx", tmp_path / "models/bc/model.onnx")
+    with run_server(tmp_path / "models", "--workers", "2", "--no-compile") as server:
+        answers = []
+        for _ in range(10):
+            with httpx.Client(timeout=30) as fresh:  # new connections: both workers answer
+                answers.append(fresh.post(server.url + "/v2/models/bc/infer", json=BODY))
+        log = server.log()
+    assert all(a.status_code == 200 for a in answers), answers[0].text
+    assert all(a.json()["outputs"] == answers[0].json()["outputs"] for a in answers)
+    assert "workers start as fresh interpreters and load the repository themselves: the loaded models use " in log
+    assert "onnxruntime" in log.split("the loaded models use ")[1].splitlines()[0]
+    assert "forking" not in log

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
 import resource
 import shutil
 import sys
@@ -182,11 +183,21 @@ def serve(config: ServeConfig) -> None:
         workers_kill_timeout=max(1, round(config.grace_seconds)),
     )
     configure_logging(config.log_level, config.log_format)  # granian's Server() re-read logging's config
-    repository = Repository(config.root, compile=config.compile).load()
-    _report(repository, config)
     metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-") if config.metrics and config.workers > 1 else None
     drain = DrainFlag()
-    unsafe = fork_unsafe()
+    # A trial load in a short-lived child says whether forking after a load is safe, and fills the
+    # compile cache, without leaving the frameworks it imported in this long-lived process.
+    trial = trial_load(config)
+    if trial is not None and trial[0] and trial[1]:
+        # That load compiled kernels into the cache (importing their framework): one from the cache may not.
+        trial = trial_load(config)
+    repository: Repository | None = None
+    if trial is None or not trial[0]:  # safe to fork (or the trial failed: this load raises what it hit)
+        repository = Repository(config.root, compile=config.compile).load()
+        _report(repository, config)
+        unsafe = fork_unsafe()
+    else:
+        unsafe = trial[0]
     if unsafe is None:
         multiprocessing.set_start_method("fork", force=True)
         loader = partial(worker_app, config, repository, drain, metrics_dir)
@@ -199,7 +210,10 @@ def serve(config: ServeConfig) -> None:
         # A forked worker would inherit the frameworks' threads without the threads themselves.
         log.info("workers start as fresh interpreters and load the repository themselves: %s", unsafe)
         multiprocessing.set_start_method("spawn", force=True)
-        repository.close()
+        if repository is not None:
+            repository.close()
+        else:
+            _report_plan(config)
         loader = partial(worker_app, config, None, drain, metrics_dir)
     server.on_startup(partial(drain_on_sigterm, drain, config.drain_seconds))
     server.on_startup(_flush_logs)  # the last thing before the workers fork: they must not inherit buffered lines
@@ -208,6 +222,45 @@ def serve(config: ServeConfig) -> None:
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def trial_load(config: ServeConfig) -> tuple[str, bool] | None:
+    """Load the repository in a forked child: (why forking after a load is unsafe, or ``""`` when it is
+    safe; whether the load stored kernels in the compile cache), or None when the trial itself failed
+    (the caller then loads here and reports the error).
+
+    The child imports whatever the models need and fills the compile cache; this process imports
+    nothing, so it stays small for its whole life and a compiled model loads here from the cache.
+    """
+    read_end, write_end = os.pipe()
+    _flush_logs()
+    pid = os.fork()
+    if pid == 0:  # the child: load, say what was imported, leave without running any exit handler
+        code = 1
+        try:
+            os.close(read_end)
+            from modelport.compile import cache
+
+            repository = Repository(config.root, compile=config.compile).load()
+            os.write(write_end, f"ok:{int(bool(cache.stored))}:{fork_unsafe() or ''}".encode())
+            repository.close()
+            code = 0
+        except BaseException:
+            log.exception("the trial load failed")
+        finally:
+            _flush_logs()
+            os._exit(code)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as answer:
+        while chunk := answer.read():
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode()
+    if os.waitstatus_to_exitcode(status) != 0 or not text.startswith("ok:"):
+        return None
+    _, stored, reason = text.split(":", 2)
+    return reason, stored == "1"
 
 
 def connection_cap(config: ServeConfig) -> int:
@@ -270,6 +323,19 @@ def _flush_logs() -> None:
     """Write out buffered log lines now (before a fork, which would copy them)."""
     for handler in logging.getLogger().handlers:
         getattr(handler, "flush_now", handler.flush)()
+
+
+def _report_plan(config: ServeConfig) -> None:
+    scheme = "https" if config.ssl_certfile else "http"
+    log.info(
+        "serving %s on %s://%s:%d with %d worker%s (web page /, API docs /docs)",
+        config.root,
+        scheme,
+        config.host,
+        config.port,
+        config.workers,
+        "" if config.workers == 1 else "s",
+    )
 
 
 def _report(repository: Repository, config: ServeConfig) -> None:

@@ -123,6 +123,40 @@ def test_a_partial_body_ends_with_408_and_a_json_error(repo_dir: Path) -> None:
         assert answer.status_code == 200
 
 
+def test_a_body_dripped_in_small_pieces_is_bounded_in_total_not_per_piece(repo_dir: Path) -> None:
+    body = json.dumps({"instances": [WINE_ROW]}).encode()
+    with run_server(repo_dir / "wine", "--body-timeout", "1") as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(
+            b"POST /v1/models/wine:predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        answer = b""
+        sock.setblocking(False)
+        for piece in (body[i : i + 4] for i in range(0, len(body), 4)):  # 4 bytes every 0.2 s: ~8 s in all
+            try:
+                sock.send(piece)
+                answer += sock.recv(65536)
+                break
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.2)
+        sock.settimeout(10)
+        try:
+            while not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"--body-timeout" in answer
+
+
 def test_one_unfinished_huge_header_does_not_grow_memory(repo_dir: Path) -> None:
     with run_server(repo_dir / "wine", "--max-header-size", "64KiB") as server:
         before = _tree_rss_mb(server.process.pid)

@@ -13,7 +13,7 @@ import timeit
 import numpy as np
 
 from modelport.logs import AccessLog, JsonFormatter
-from modelport.metrics import Metrics, observe_inference
+from modelport.metrics import Metrics
 from modelport.observe import RequestRecord
 from modelport.payload_log import PayloadLog
 
@@ -37,7 +37,7 @@ def main() -> None:
     metrics = Metrics()
     per = timeit.timeit(lambda: metrics.observe(record), number=n) / n
     print(f"Metrics.observe (counter + histogram):      {per * 1e6:6.2f} us")
-    per = timeit.timeit(lambda: observe_inference("wine", 1, 0.0001, 1), number=n) / n
+    per = timeit.timeit(lambda: metrics.observe_inference("wine", 1, 0.0001, 1), number=n) / n
     print(f"observe_inference (histogram x2):           {per * 1e6:6.2f} us")
     per = timeit.timeit(lambda: (metrics.request_started(), metrics.request_finished()), number=n) / n
     print(f"in-flight gauge inc + dec:                  {per * 1e6:6.2f} us")

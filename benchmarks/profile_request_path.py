@@ -58,7 +58,18 @@ def main() -> int:
     raw = work / "profile.txt"
     try:
         spy = subprocess.Popen(
-            [pyspy, "record", "--pid", str(server.proc.pid), "--rate", "1000", "--format", "raw", "--gil"]
+            [
+                pyspy,
+                "record",
+                "--pid",
+                str(server.proc.pid),
+                "--subprocesses",
+                "--rate",
+                "1000",
+                "--format",
+                "raw",
+                "--gil",
+            ]
             + ["--duration", str(int(args.seconds)), "--output", str(raw), "--nonblocking"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from modelport.hotmetrics import SNAPSHOT_EVERY_S
-from modelport.metrics import METRIC_NAMES, Metrics, activate, observe_inference
+from modelport.metrics import METRIC_NAMES, Metrics
 from modelport.observe import RequestRecord
 from modelport.repository import Repository
 from modelport.server.app import ModelportApp, ServerOptions
@@ -23,12 +24,6 @@ from tests.serving import run_server
 @pytest.fixture(scope="module")
 def repo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_small_repository(tmp_path_factory.mktemp("metrics-repo"))
-
-
-@pytest.fixture(autouse=True)
-def _no_active_metrics() -> object:
-    yield
-    activate(None)
 
 
 def _record(status: int = 200, model: str | None = "diabetes", version: int | None = 2) -> RequestRecord:
@@ -73,19 +68,25 @@ def test_requests_without_a_model_have_empty_labels() -> None:
     assert 'modelport_requests_total{model="",protocol="v2",status="404",version=""} 1.0' in _text(metrics)
 
 
-def test_observe_inference_goes_to_the_active_metrics() -> None:
+def test_observe_inference_counts_model_calls_and_rows() -> None:
     metrics = Metrics()
-    observe_inference("diabetes", 1, 0.0004, 16)
-    observe_inference("diabetes", 1, 0.0004, 3)
+    metrics.observe_inference("diabetes", 1, 0.0004, 16)
+    metrics.observe_inference("diabetes", 1, 0.0004, 3)
     text = _text(metrics)
     assert 'modelport_inference_duration_seconds_count{model="diabetes",version="1"} 2.0' in text
     assert 'modelport_batch_size_bucket{le="4.0",model="diabetes",version="1"} 1.0' in text
     assert 'modelport_batch_size_sum{model="diabetes",version="1"} 19.0' in text
 
 
-def test_observe_inference_without_a_server_is_a_no_op() -> None:
-    activate(None)
-    observe_inference("diabetes", 1, 0.1, 1)  # must not raise
+def test_two_servers_in_one_process_count_their_own_model_calls(repo_dir: Path) -> None:
+    """No global "latest instance wins": each app's data plane reports to the Metrics it was given."""
+    repository = Repository(str(repo_dir)).load()
+    first, second = Metrics(), Metrics()
+    app_one = ModelportApp(repository, ServerOptions(metrics=first, observers=[first]))
+    ModelportApp(repository, ServerOptions(metrics=second, observers=[second]))  # made last
+    app_one.plane.on_inference("diabetes", 1, 0.001, 5)  # type: ignore[misc]
+    assert 'modelport_batch_size_sum{model="diabetes",version="1"} 5.0' in _text(first)
+    assert "modelport_batch_size_sum" not in _text(second)
 
 
 def test_model_state_and_load_time_from_the_repository(repo_dir: Path) -> None:
@@ -245,25 +246,49 @@ def test_workers_share_a_temporary_metrics_dir_removed_on_exit(repo_dir: Path, t
         assert httpx.post(server.url + "/v2/models/diabetes/infer", json=v2_body()).status_code == 200
         made = list(tmp.glob("modelport-metrics-*"))
         assert len(made) == 1
-        assert list(made[0].glob("counter_*.db"))
+        wait_for(lambda: len(list(made[0].glob("requests-*.json"))) == 2, timeout=10 * SNAPSHOT_EVERY_S)
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 0
     assert not made[0].exists()
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
 @pytest.mark.slow
-def test_an_operator_metrics_dir_is_emptied_at_start_and_kept(repo_dir: Path, tmp_path: Path) -> None:
-    mp = tmp_path / "mp"
-    mp.mkdir()
-    (mp / "counter_1.db").write_bytes(b"stale data from an earlier run")
-    (mp / "requests-1.json").write_text('{"pid": 1, "in_flight": 0, "series": {}}')
-    key = 'modelport_requests_total{model="diabetes",protocol="v2",status="200",version="2"}'
-    with run_server(repo_dir / "diabetes", "--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(mp)}) as server:
-        assert httpx.post(server.url + "/v2/models/diabetes/infer", json=v2_body()).status_code == 200
-        # the worker that did not answer shares its count within SNAPSHOT_EVERY_S
-        samples = wait_for(lambda: (s := scrape(server.url)).get(key) == 1.0 and s, timeout=10 * SNAPSHOT_EVERY_S)
-    assert not (mp / "counter_1.db").exists()
-    assert not (mp / "requests-1.json").exists()
-    assert list(mp.glob("counter_*.db"))
-    assert list(mp.glob("requests-*.json"))
-    assert samples[key] == 1.0
+def test_counters_never_go_backwards_when_a_worker_is_replaced(repo_dir: Path) -> None:
+    with run_server(repo_dir, "--workers", "2", "--no-access-log") as server:
+        for _ in range(30):  # new connections: both workers answer some
+            with httpx.Client(base_url=server.url) as one:
+                assert one.post("/v2/models/diabetes/infer", json=v2_body()).status_code == 200
+        wait_for(lambda: _requests_total(scrape(server.url)) == 30.0, timeout=10 * SNAPSHOT_EVERY_S)
+        workers = _children(server.process.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)  # its counts must survive it
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = _children(server.process.pid)
+            try:
+                seen.append(_requests_total(scrape(server.url)))
+            except httpx.HTTPError:
+                pass
+            if len(now) == 2 and workers[0] not in now and len(seen) >= 5:
+                break
+            time.sleep(0.1)
+        for _ in range(10):
+            with httpx.Client(base_url=server.url) as one:
+                assert one.post("/v2/models/diabetes/infer", json=v2_body()).status_code == 200
+        wait_for(lambda: _requests_total(scrape(server.url)) == 40.0, timeout=10 * SNAPSHOT_EVERY_S)
+        after = [_requests_total(scrape(server.url)) for _ in range(6)]
+    assert seen and min(seen) == 30.0, seen  # the dead worker's requests still count
+    assert after == [40.0] * 6

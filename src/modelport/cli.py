@@ -246,6 +246,38 @@ def _token(option: str, env: str, given: str | None, path: str | None) -> str | 
     envvar="MODELPORT_DRAIN_SECONDS",
     help="On SIGTERM, answer readiness 503 but keep serving this long before stopping (load balancer drain).",
 )
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001, max=60),
+    envvar="MODELPORT_HEADER_TIMEOUT",
+    help="Close a connection whose request line and headers are not complete this many seconds after it opened "
+    "or went idle (covers idle keep-alive connections too).",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="MODELPORT_BODY_TIMEOUT",
+    help="Answer 408 when a request body is not complete this many seconds after its first byte was read.",
+)
+@click.option(
+    "--max-connections",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="MODELPORT_MAX_CONNECTIONS",
+    help="Connections served at once across all workers; more wait in the listen backlog.",
+)
+@click.option(
+    "--max-header-size",
+    default="64KiB",
+    show_default=True,
+    envvar="MODELPORT_MAX_HEADER_SIZE",
+    help="Largest request line plus headers a connection may send (at least 8KiB).",
+)
 def serve(
     path: str,
     host: str,
@@ -275,6 +307,10 @@ def serve(
     payload_log_max_size: str,
     payload_log_max_age: float,
     drain_seconds: float,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
+    max_header_size: str,
 ) -> None:
     """Serve a model or a repository of models over KServe V1 and V2 REST.
 
@@ -290,6 +326,11 @@ def serve(
     admin_token = _token("--admin-token", "MODELPORT_ADMIN_TOKEN", admin_token, admin_token_file)
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
+    header_bytes = _parse_size(max_header_size)
+    if header_bytes < 8192:
+        raise click.BadParameter(
+            f"{max_header_size} is below the smallest allowed, 8KiB", param_hint="--max-header-size"
+        )
     config = ServeConfig(
         root=path,
         host=host,
@@ -317,6 +358,10 @@ def serve(
         poll_seconds=poll_seconds,
         admin_token=admin_token,
         request_timeout=request_timeout or None,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
+        max_header_bytes=header_bytes,
     )
     try:
         run_server(config)

@@ -43,7 +43,6 @@ from modelport.batching import Batcher
 from modelport.config import BatchingConfig
 from modelport.errors import DeadlineExceeded, ModelportError
 from modelport.inference import InferCall, InferResponse, Trace
-from modelport.metrics import observe_inference
 from modelport.model import Model
 from modelport.observe import Observer, RequestRecord
 from modelport.offload import Decoder
@@ -179,6 +178,7 @@ class DataPlane:
         *,
         observers: Sequence[Observer] = (),
         request_timeout: float | None = None,
+        on_inference: Callable[[str, int, float, int], None] | None = None,
     ) -> None:
         self.repository = repository
         self.batching = batching or BatchingPolicy()
@@ -186,6 +186,8 @@ class DataPlane:
         """Server-wide budget in seconds (``--request-timeout``); a model's ``[limits]`` wins. None: no limit."""
         self.observers: list[Observer] = list(observers)
         self.draining = False
+        self.on_inference = on_inference
+        """Told of every model call: (model, version, seconds, rows); the server's Metrics.observe_inference."""
         self._states: weakref.WeakKeyDictionary[Model, _ModelState] = weakref.WeakKeyDictionary()
         self.shadow_stats: dict[tuple[str, int], ShadowStats] = {}
         """Per (model, shadow version): calls, errors, drops, mismatches with the primary, latency."""
@@ -362,7 +364,8 @@ class DataPlane:
             start = time.perf_counter()
             result = model.run(batch, outputs)
             took = time.perf_counter() - start
-        observe_inference(model.name, model.version, took, rows)
+        if self.on_inference is not None:
+            self.on_inference(model.name, model.version, took, rows)
         # The first calls pay for cold caches and lazy imports; they would skew the average
         # that decides threading and auto-batching, so the average starts after them.
         if state.calls >= WARMUP_CALLS:

@@ -3,21 +3,23 @@
 A payload-log write that fails (a full disk), a model version that fails to load (a file
 truncated while hot reload reads it) and a repository poll that fails (a storage backend
 that drops a download) all leave the server serving what it had. Each is logged where it
-happens and counted here.
-
-The counters are prometheus_client objects made on first use, like the server's other rare
-counters: with ``--workers`` they go to the shared multiprocess files, which every scrape
-sums; in one process they are added to the registry of the server's :class:`Metrics`
-(the newest one, as :func:`modelport.metrics.observe_inference` uses).
+happens and counted here: the code that meets a fault has no handle on the server's
+:class:`~modelport.metrics.Metrics`, so counts are kept per process and every metrics store
+of the process (normally the one) is told of them; a store made later starts from the
+process's totals, so a failure during the first load still shows. Across ``--workers`` the
+stores' snapshots are summed like every other counter.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING
 
-__all__ = ["FAULTS", "count", "expose"]
+if TYPE_CHECKING:
+    from modelport.hotmetrics import HotMetrics
+
+__all__ = ["FAULTS", "attach", "count"]
 
 FAULTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "payload_log_write": (
@@ -38,37 +40,26 @@ FAULTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 _lock = threading.Lock()
-_counters: dict[str, Any] = {}
-_registries: weakref.WeakSet[Any] = weakref.WeakSet()
+_totals: dict[tuple[str, tuple[str, ...]], float] = {}
+_stores: weakref.WeakSet[HotMetrics] = weakref.WeakSet()
 
 
-def _counter(kind: str) -> Any:
-    counter = _counters.get(kind)
-    if counter is None:
-        from prometheus_client import Counter
-
-        name, doc, labels = FAULTS[kind]
-        counter = _counters[kind] = Counter(name, doc, labels, registry=None)
-    return counter
-
-
-def expose() -> None:
-    """Make every fault counter part of the active server's scrape (at 0 until something fails)."""
-    from modelport import metrics as metrics_module
-
-    metrics = getattr(metrics_module, "_active", None)
+def attach(store: HotMetrics) -> None:
+    """Show the fault counters in ``store`` from now on, starting from this process's totals."""
     with _lock:
-        for kind in FAULTS:
-            _counter(kind)
-        if metrics is None or metrics.multiprocess or metrics.registry in _registries:
-            return
-        for counter in _counters.values():
-            metrics.registry.register(counter)
-        _registries.add(metrics.registry)
+        _stores.add(store)
+        totals = list(_totals.items())
+    for (kind, labels), value in totals:
+        store.count(store.faults[kind], labels, value)
 
 
 def count(kind: str, *labels: str) -> None:
     """Count one fault of ``kind`` (a key of :data:`FAULTS`)."""
-    expose()
-    counter = _counters[kind]
-    (counter.labels(*labels) if labels else counter).inc()
+    if kind not in FAULTS:
+        raise KeyError(f"unknown fault kind {kind!r}; known: {', '.join(FAULTS)}")
+    with _lock:
+        key = (kind, tuple(labels))
+        _totals[key] = _totals.get(key, 0.0) + 1.0
+        stores = list(_stores)
+    for store in stores:
+        store.count(store.faults[kind], tuple(labels), 1.0)

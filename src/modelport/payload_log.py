@@ -274,7 +274,6 @@ class PayloadLog:
         self._stop = threading.Event()
         self.written = 0
         """Records on disk (fsynced)."""
-        faults.expose()
         # Import Arrow (a second on a busy machine) and build the zstd codec now, at start-up, not
         # in the first flush: that flush would otherwise reach the disk later than flush_seconds.
         import pyarrow as pa

@@ -479,7 +479,6 @@ class Repository:
     def _poll(self, poll_seconds: float) -> None:
         last_error = ""
         while not self._stop.wait(poll_seconds):
-            faults.expose()  # the server's metrics exist by the first poll
             try:
                 self.refresh()
                 if last_error:

@@ -93,7 +93,6 @@ def _one_start(root: Path, cache: Path, workers: int, timeout: float) -> tuple[f
     argv = [sys.executable, "-m", "modelport.cli", "serve", str(root), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", str(workers), "--poll-seconds", "0", "--log-format", "json"]
     env = {**os.environ, "MODELPORT_COMPILE_CACHE": str(cache)}
-    env.pop("MODELPORT_WORKER_START", None)
     log = tempfile.TemporaryFile()
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -87,8 +87,6 @@ class ServerOptions:
     grpc_port: int | None = None
     # Serves /metrics and counts in-flight requests; also add it to ``observers``.
     metrics: Metrics | None = None
-    # Set by ``serve``: on SIGTERM readiness turns false this long before the server stops.
-    drain_seconds: float | None = None
     # Seconds a request may take before it gets 504 (a model's [limits] request_timeout wins); None: no limit.
     request_timeout: float | None = None
     # TLS for the gRPC port too: TLS on one port means TLS on both.
@@ -109,6 +107,7 @@ class ModelportApp:
             self.options.batching,
             observers=[*self.options.observers, self.activity],
             request_timeout=self.options.request_timeout,
+            on_inference=self.options.metrics.observe_inference if self.options.metrics is not None else None,
         )
         self._token = self.options.auth_token.encode() if self.options.auth_token else None
         self._admin = self.options.admin_token.encode() if self.options.admin_token else None
@@ -120,9 +119,7 @@ class ModelportApp:
         self._metrics = self.options.metrics
         if self._metrics is not None:
             self._metrics.watch(repository)
-            stuck = getattr(self._metrics, "stuck_calls", None)
-            if stuck is not None:
-                self.plane.on_stuck = lambda model, version, delta: stuck.labels(model, str(version)).inc(delta)
+            self.plane.on_stuck = self._metrics.add_stuck_calls
 
     # -- ASGI ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -154,10 +151,6 @@ class ModelportApp:
                         await send({"type": "lifespan.startup.failed", "message": f"gRPC: {exc}"})
                         return
                     log.info("gRPC V2 on %s:%d", self.options.grpc_host, self.options.grpc_port)
-                if self.options.drain_seconds is not None:
-                    from modelport.server.shutdown import install_drain
-
-                    install_drain(self, self.options.drain_seconds)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if grpc_server is not None:

@@ -1,60 +1,51 @@
-"""Run the app under uvicorn: uvloop + httptools, TCP_NODELAY on every connection.
+"""Run the app under granian, through its public Python API: one process model, no private hooks.
 
-With ``workers > 1`` there are two ways to start the workers:
+granian's main process binds the socket, supervises ``--workers`` worker processes (a worker
+that dies is replaced) and on SIGTERM stops them gracefully; every worker runs the ASGI app.
 
-- **fork after load** (the default when it is safe): the parent binds the socket, loads the
-  repository once, freezes the garbage collector's view of what it loaded, and forks the
-  workers, which share those pages copy-on-write and each run uvicorn on the inherited
-  socket. A worker starts in milliseconds instead of re-importing and re-loading everything.
-  The parent supervises: SIGTERM/SIGINT are forwarded to every worker, a worker that dies
-  is replaced.
-- **fresh interpreters** (uvicorn's own multiprocess mode): each worker imports
-  :func:`app_from_env` and loads the repository itself; the options travel in
-  ``MODELPORT_SERVE_CONFIG``.
+The repository is loaded once, here, before granian starts. Then:
 
-Forking is only safe when what the parent loaded has no threads or runtime state a child
-cannot inherit: OpenMP pools (scikit-learn, XGBoost, LightGBM), onnxruntime's sessions,
-a JVM. So after loading, if any of those frameworks is imported (or a thread other than the
-log flusher runs), the parent re-executes itself in fresh-interpreter mode instead. With
-the compile cache (:mod:`modelport.compile.cache`) a compiled scikit-learn or LightGBM
-model loads without its framework: a load that filled the cache re-executes once more and
-then forks; a repository that still cannot fork is remembered (in the cache directory), so
-later starts skip the parent's load.
-``MODELPORT_WORKER_START=spawn`` forces fresh interpreters.
+- **fork after the load** (when safe): workers are forked with the loaded models and share
+  their pages copy-on-write; a worker is ready in milliseconds.
+- **fresh interpreters** (``spawn``) when what was loaded has threads or runtime state a forked
+  child cannot inherit (OpenMP pools of scikit-learn, XGBoost, LightGBM; onnxruntime sessions;
+  a JVM): each worker loads the repository itself and the parent drops its copy.
+
+Every worker gets its state as arguments (the config, the shared drain flag, the metrics
+directory); nothing is steered by environment variables the program sets for itself, and the
+process never re-executes itself (docs/operations.md, "Workers", says why that is enough).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import hashlib
-import importlib
-import json
 import logging
+import multiprocessing
 import os
+import resource
 import shutil
-import signal
-import socket
 import sys
 import tempfile
 import threading
-import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from modelport.config import BatchingConfig
 from modelport.dataplane import BatchingPolicy
 from modelport.repository import Repository
 from modelport.server.app import DEFAULT_MAX_BODY, ModelportApp, ServerOptions
+from modelport.server.guard import GuardedApp
+from modelport.server.shutdown import DrainFlag, drain_on_sigterm, watch_drain
 
-__all__ = ["ServeConfig", "app_from_env", "build_app", "serve"]
+__all__ = ["ServeConfig", "build_app", "fork_unsafe", "serve"]
 
-ENV = "MODELPORT_SERVE_CONFIG"
-# "spawn": fresh interpreters; "fork" (default): fork after the load when safe; "retry": set on re-exec
-START_ENV = "MODELPORT_WORKER_START"
 # Imported after a load, these mean runtime state a forked child cannot inherit safely.
 FORK_UNSAFE = ("sklearn", "onnxruntime", "xgboost", "lightgbm", "torch", "tensorflow", "pyspark", "py4j", "grpc")
+# Descriptors a worker keeps for itself (model files, logs, the payload log, gRPC) beyond its connections.
+FD_RESERVE = 64
 log = logging.getLogger("modelport.server")
 
 
@@ -86,10 +77,17 @@ class ServeConfig:
     poll_seconds: float = 5.0
     admin_token: str | None = None
     request_timeout: float | None = 60.0
+    # Connection bounds, applied before any request reaches auth (docs/operations.md, "Connection limits").
+    header_timeout: float = 10.0  # idle keep-alive, partial request line, dripping headers
+    body_timeout: float = 30.0  # the whole request body, from its first byte to its last
+    max_connections: int = 1024  # across all workers
+    max_header_bytes: int = 64 * 1024
 
 
-def build_app(config: ServeConfig, repository: Repository | None = None) -> ModelportApp:
-    """The app over ``repository`` (loaded here unless given: fork mode loads it in the parent)."""
+def build_app(
+    config: ServeConfig, repository: Repository | None = None, metrics_dir: str | None = None
+) -> ModelportApp:
+    """The app over ``repository`` (loaded here unless given); ``metrics_dir`` is shared by the workers."""
     if repository is None:
         repository = Repository(config.root, compile=config.compile).load()
     # Each worker process polls and reloads on its own (see docs/versions-and-traffic.md).
@@ -102,7 +100,6 @@ def build_app(config: ServeConfig, repository: Repository | None = None) -> Mode
         batching=batching_policy(config),
         grpc_host=config.host,
         grpc_port=config.grpc_port,
-        drain_seconds=config.drain_seconds,
         request_timeout=config.request_timeout or None,
         ssl_certfile=config.ssl_certfile,
         ssl_keyfile=config.ssl_keyfile,
@@ -110,7 +107,7 @@ def build_app(config: ServeConfig, repository: Repository | None = None) -> Mode
     if config.metrics:
         from modelport.metrics import Metrics
 
-        options.metrics = Metrics()
+        options.metrics = Metrics(metrics_dir)
         options.observers.append(options.metrics)
     if config.access_log:
         from modelport.logs import AccessLog
@@ -141,113 +138,160 @@ def batching_policy(config: ServeConfig) -> BatchingPolicy:
     return BatchingPolicy(auto=True)
 
 
-def app_from_env() -> ModelportApp:
-    """The factory each worker process calls."""
+def worker_app(
+    config: ServeConfig, repository: Repository | None, drain: DrainFlag, metrics_dir: str | None
+) -> Callable[..., Any]:
+    """What each worker serves (granian calls this in the worker): the app, guarded, watching the drain flag."""
     from modelport.logs import configure_logging
 
-    config = ServeConfig(**json.loads(os.environ[ENV]))
-    configure_logging(config.log_level, config.log_format)
-    return build_app(config)
-
-
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _BaseProtocol
-except ImportError:  # httptools missing: the pure-Python parser
-    from uvicorn.protocols.http.h11_impl import H11Protocol as _BaseProtocol  # type: ignore[assignment]
-
-
-class NoDelayProtocol(_BaseProtocol):
-    """uvicorn's HTTP protocol with TCP_NODELAY set on the accepted socket, headers and body written together.
-
-    uvicorn's asyncio transports do not always set TCP_NODELAY (several workers on the
-    plain loop lose it); without it each keep-alive response can wait ~40 ms on Nagle.
-    With it, uvicorn's separate header and body writes become two segments, so the
-    transport is wrapped to send them as one (server/transport.py).
-    """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
-        if transport.get_extra_info("sslcontext") is None:  # TLS records are framed by the SSL layer anyway
-            from modelport.server.transport import CoalescingTransport
-
-            self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+    configure_logging(config.log_level, config.log_format)  # a handler (and flusher) of this process's own
+    app = build_app(config, repository, metrics_dir)
+    watch_drain(drain, app)
+    return GuardedApp(app, body_timeout=config.body_timeout)
 
 
 def serve(config: ServeConfig) -> None:
-    import uvicorn
+    """Load once, then serve with granian until SIGTERM/SIGINT (drained, then graceful)."""
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings
+    from granian.server import Server
 
-    try:
-        import uvloop  # noqa: F401
+    from modelport.logs import configure_logging
 
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    common: dict[str, Any] = {
-        "host": config.host,
-        "port": config.port,
-        "loop": loop,
-        "http": NoDelayProtocol,
-        "log_level": config.log_level,
-        "access_log": False,
-        "ssl_certfile": config.ssl_certfile,
-        "ssl_keyfile": config.ssl_keyfile,
-        "timeout_graceful_shutdown": config.grace_seconds,
-        "lifespan": "on",
-        "ws": "none",  # the app speaks HTTP only: no websockets library in every worker
-        "proxy_headers": False,  # nothing reads the client address or scheme: skip the middleware per request
-        "log_config": None,  # keep modelport.logs' handlers (JSON or text)
-    }
-    if config.workers > 1:
-        os.environ[ENV] = json.dumps(asdict(config))
-        metrics_dir = _multiprocess_metrics_dir(config)
-        try:
-            start = os.environ.get(START_ENV, "fork") if hasattr(os, "fork") else "spawn"
-            remembered = _remembered_unsafe(config) if start == "fork" else None
-            if remembered is not None:
-                log.info("workers start as fresh interpreters: %s (remembered from an earlier start)", remembered)
-            elif start != "spawn":
-                from modelport.compile import cache
-
-                repository = Repository(config.root, compile=config.compile).load()
-                unsafe = fork_unsafe()
-                if unsafe is None:
-                    _report(repository, config)
-                    ForkedWorkers(config, common, repository).run()
-                    return
-                if cache.stored and start == "fork":
-                    # This load compiled and cached kernels: the next one may need no framework.
-                    log.info("workers start after one more load, from the compile cache: %s", unsafe)
-                    start = "retry"
-                else:
-                    log.info("workers start as fresh interpreters: %s", unsafe)
-                    _remember_unsafe(config, unsafe)
-                    start = "spawn"
-                _reexec(metrics_dir, start)  # returns only if it could not
-                metrics_dir = _multiprocess_metrics_dir(config)
-            uvicorn.run("modelport.server.run:app_from_env", factory=True, workers=config.workers, **common)
-        finally:
-            if metrics_dir is not None:
-                shutil.rmtree(metrics_dir, ignore_errors=True)
-    else:
-        if config.metrics and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set by the operator: honour it
-            from modelport.metrics import prepare_multiprocess
-
-            prepare_multiprocess(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-        from modelport.compile import cache
-
+    per_worker = connection_cap(config)
+    server = Server(
+        "modelport.server.run:worker_app",
+        address=config.host,
+        port=config.port,
+        interface=Interfaces.ASGI,
+        workers=config.workers,
+        loop=Loops.auto,
+        http=HTTPModes.http1,
+        websockets=False,
+        backpressure=per_worker,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=max(1, min(60_000, round(config.header_timeout * 1000))),
+            keep_alive=True,
+            max_buffer_size=max(8192, config.max_header_bytes),
+        ),
+        log_level=config.log_level,  # type: ignore[arg-type]
+        # granian's own logger goes to modelport's handler (JSON or text) like every other one; its
+        # dictConfig closes the handlers it finds, so modelport's logging is set up again after it
+        log_dictconfig={"handlers": {}, "loggers": {"_granian": {"propagate": True}}},
+        log_access=False,  # modelport.access (logs.AccessLog) writes the access log, with the request id
+        ssl_cert=Path(config.ssl_certfile) if config.ssl_certfile else None,
+        ssl_key=Path(config.ssl_keyfile) if config.ssl_keyfile else None,
+        ssl_protocol_min=SSLProtocols.tls12,  # what the server accepted before granian (TLS 1.2 and 1.3)
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
+        workers_kill_timeout=max(1, round(config.grace_seconds)),
+    )
+    configure_logging(config.log_level, config.log_format)  # granian's Server() re-read logging's config
+    metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-") if config.metrics and config.workers > 1 else None
+    drain = DrainFlag()
+    # A trial load in a short-lived child says whether forking after a load is safe, and fills the
+    # compile cache, without leaving the frameworks it imported in this long-lived process.
+    trial = trial_load(config)
+    if trial is not None and trial[0] and trial[1]:
+        # That load compiled kernels into the cache (importing their framework): one from the cache may not.
+        trial = trial_load(config)
+    repository: Repository | None = None
+    if trial is None or not trial[0]:  # safe to fork (or the trial failed: this load raises what it hit)
         repository = Repository(config.root, compile=config.compile).load()
-        loaded = frameworks_loaded()
-        if cache.stored and loaded and os.environ.get(START_ENV) != "retry" and hasattr(os, "execv"):
-            # The frameworks were imported only to compile and check kernels that now sit in the
-            # cache: start again without them (seconds once, ~150 MB for the life of the process).
-            log.info("restarting once to serve from the compile cache without %s", ", ".join(loaded))
-            _reexec(None, "retry")  # returns only if it could not
-        app = build_app(config, repository)
-        _report(app.repository, config)
-        uvicorn.run(app, **common)
+        _report(repository, config)
+        unsafe = fork_unsafe()
+    else:
+        unsafe = trial[0]
+    if unsafe is None:
+        multiprocessing.set_start_method("fork", force=True)
+        loader = partial(worker_app, config, repository, drain, metrics_dir)
+        if config.workers > 1:
+            log.info("forking %d workers after the load", config.workers)
+        gc.collect()
+        _trim_heap()
+        gc.freeze()  # what the parent loaded is never collected: workers will not touch (and copy) its pages
+    else:
+        # A forked worker would inherit the frameworks' threads without the threads themselves.
+        log.info("workers start as fresh interpreters and load the repository themselves: %s", unsafe)
+        multiprocessing.set_start_method("spawn", force=True)
+        if repository is not None:
+            repository.close()
+        else:
+            _report_plan(config)
+        loader = partial(worker_app, config, None, drain, metrics_dir)
+    server.on_startup(partial(drain_on_sigterm, drain, config.drain_seconds))
+    server.on_startup(_flush_logs)  # the last thing before the workers fork: they must not inherit buffered lines
+    try:
+        server.serve(target_loader=loader, wrap_loader=False)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def trial_load(config: ServeConfig) -> tuple[str, bool] | None:
+    """Load the repository in a forked child: (why forking after a load is unsafe, or ``""`` when it is
+    safe; whether the load stored kernels in the compile cache), or None when the trial itself failed
+    (the caller then loads here and reports the error).
+
+    The child imports whatever the models need and fills the compile cache; this process imports
+    nothing, so it stays small for its whole life and a compiled model loads here from the cache.
+    """
+    read_end, write_end = os.pipe()
+    _flush_logs()
+    pid = os.fork()
+    if pid == 0:  # the child: load, say what was imported, leave without running any exit handler
+        code = 1
+        try:
+            os.close(read_end)
+            from modelport.compile import cache
+
+            repository = Repository(config.root, compile=config.compile).load()
+            os.write(write_end, f"ok:{int(bool(cache.stored))}:{fork_unsafe() or ''}".encode())
+            repository.close()
+            code = 0
+        except BaseException:
+            log.exception("the trial load failed")
+        finally:
+            _flush_logs()
+            os._exit(code)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as answer:
+        while chunk := answer.read():
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode()
+    if os.waitstatus_to_exitcode(status) != 0 or not text.startswith("ok:"):
+        return None
+    _, stored, reason = text.split(":", 2)
+    return reason, stored == "1"
+
+
+def connection_cap(config: ServeConfig) -> int:
+    """Connections each worker holds at once (granian's backpressure), within the descriptors it may open.
+
+    The soft descriptor limit is raised to the hard one; if that still cannot hold the cap plus
+    what a worker needs for itself, the cap shrinks (and says so) rather than let accept() fail.
+    """
+    per_worker = max(1, -(-config.max_connections // config.workers))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and per_worker > soft - FD_RESERVE:
+        fitted = max(1, soft - FD_RESERVE)
+        log.warning(
+            "--max-connections %d (%d per worker) does not fit the descriptor limit %d; each worker holds %d",
+            config.max_connections,
+            per_worker,
+            soft,
+            fitted,
+        )
+        per_worker = fitted
+    return per_worker
 
 
 def frameworks_loaded() -> list[str]:
@@ -280,178 +324,22 @@ def _trim_heap() -> None:
 
 
 def _flush_logs() -> None:
-    """Write out buffered log lines now (before exec, and before fork, which would copy them)."""
+    """Write out buffered log lines now (before a fork, which would copy them)."""
     for handler in logging.getLogger().handlers:
         getattr(handler, "flush_now", handler.flush)()
 
 
-def _repository_stamp(config: ServeConfig) -> Path | None:
-    """Where the fork verdict for this repository, as it is now, would be remembered (local roots only)."""
-    from modelport.compile.cache import cache_dir, environment
-
-    directory = cache_dir()
-    root = Path(config.root)
-    if directory is None or "://" in config.root or not root.exists():
-        return None
-    h = hashlib.sha256(str(root.resolve()).encode())
-    h.update(str(config.compile).encode())
-    h.update(environment().encode())  # a new modelport or library version may compile what this one could not
-    try:
-        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
-            if path.is_file():
-                st = path.stat()
-                name = path.relative_to(root) if path != root else path.name
-                h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    except OSError:
-        return None
-    return directory / "fork-unsafe" / h.hexdigest()
-
-
-def _remembered_unsafe(config: ServeConfig) -> str | None:
-    """The reason an earlier start of this very repository could not fork, so this one need not load twice."""
-    stamp = _repository_stamp(config)
-    try:
-        return stamp.read_text() if stamp is not None else None
-    except OSError:
-        return None
-
-
-def _remember_unsafe(config: ServeConfig, reason: str) -> None:
-    stamp = _repository_stamp(config)
-    if stamp is None:
-        return
-    try:
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(reason)
-    except OSError:
-        pass
-
-
-def _reexec(metrics_dir: str | None, start: str) -> None:
-    """Start this command again (same pid) with ``MODELPORT_WORKER_START=start``, without the memory the load took."""
-    if metrics_dir is not None:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the new image makes its own
-    os.environ[START_ENV] = start
-    _flush_logs()
-    argv = list(getattr(sys, "orig_argv", []) or [sys.executable, *sys.argv])
-    try:
-        os.execv(sys.executable, [sys.executable, *argv[1:]])
-    except OSError as exc:  # cannot re-execute: spawn from here, the parent keeping what it loaded
-        log.warning("could not re-execute for fresh-interpreter workers (%s); starting them from this process", exc)
-
-
-class ForkedWorkers:
-    """The parent in fork mode: binds the socket, forks ``workers`` children and supervises them."""
-
-    def __init__(self, config: ServeConfig, common: dict[str, Any], repository: Repository) -> None:
-        self.config = config
-        self.common = common
-        self.repository = repository
-        self.children: dict[int, float] = {}  # pid -> start time
-        self.stopping = False
-
-    def run(self) -> None:
-        import uvicorn
-
-        uv_config = uvicorn.Config("modelport.server.run:app_from_env", **self.common)
-        sock = uv_config.bind_socket()  # logs "Uvicorn running on ..."
-        # Import what every worker will need here, once, so the pages are shared.
-        needed = ["uvicorn.server", "uvicorn.lifespan.on", "uvicorn.loops.auto"]
-        if self.config.metrics:
-            needed += ["prometheus_client", "modelport.metrics"]
-        if self.config.payload_log:
-            needed.append("modelport.payload_log")
-        if self.common.get("loop") == "uvloop":
-            needed += ["uvloop", "uvicorn.loops.uvloop"]
-        for module in needed:
-            importlib.import_module(module)
-        gc.collect()
-        _trim_heap()
-        gc.freeze()  # what the parent loaded is never collected: workers will not touch (and copy) its pages
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        log.info("Started parent process [%d]; forking %d workers after the load", os.getpid(), self.config.workers)
-        try:
-            for _ in range(self.config.workers):
-                self._fork(sock)
-            self._supervise(sock)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            sock.close()
-
-    def _on_signal(self, sig: int, frame: Any) -> None:
-        if not self.stopping:
-            log.info("%s: stopping %d workers", signal.Signals(sig).name, len(self.children))
-        self.stopping = True
-        for pid in list(self.children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    def _fork(self, sock: socket.socket) -> None:
-        _flush_logs()
-        pid = os.fork()
-        if pid == 0:
-            self._child(sock)  # never returns
-        self.children[pid] = time.monotonic()
-
-    def _child(self, sock: socket.socket) -> NoReturn:
-        code = 1
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            import uvicorn
-
-            from modelport.logs import configure_logging
-
-            configure_logging(self.config.log_level, self.config.log_format)  # a handler (and flusher) of its own
-            app = build_app(self.config, self.repository)
-            server = uvicorn.Server(uvicorn.Config(app, **self.common))
-            server.run(sockets=[sock])
-            code = 0 if server.started else 3
-        except KeyboardInterrupt:
-            code = 0
-        except BaseException:
-            log.exception("worker %d failed", os.getpid())
-        finally:
-            try:
-                logging.shutdown()
-            finally:
-                os._exit(code)
-
-    def _supervise(self, sock: socket.socket) -> None:
-        while self.children:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
-            started = self.children.pop(pid, None)
-            if started is None or self.stopping:
-                continue
-            how = f"exit code {os.waitstatus_to_exitcode(status)}"
-            log.warning("worker %d ended unexpectedly (%s); starting another", pid, how)
-            if time.monotonic() - started < 1.0:  # dying at start: do not spin
-                time.sleep(1.0)
-            if not self.stopping:
-                self._fork(sock)
-
-
-def _multiprocess_metrics_dir(config: ServeConfig) -> str | None:
-    """Workers share metrics through files in PROMETHEUS_MULTIPROC_DIR; make a fresh one
-    for this server (returned, to remove on exit) unless the operator chose one."""
-    if not config.metrics:
-        return None
-    from modelport.metrics import MULTIPROC_ENV, prepare_multiprocess
-
-    chosen = os.environ.get(MULTIPROC_ENV)
-    if chosen:
-        prepare_multiprocess(chosen)
-        return None
-    made = tempfile.mkdtemp(prefix="modelport-metrics-")
-    os.environ[MULTIPROC_ENV] = made
-    return made
+def _report_plan(config: ServeConfig) -> None:
+    scheme = "https" if config.ssl_certfile else "http"
+    log.info(
+        "serving %s on %s://%s:%d with %d worker%s (web page /, API docs /docs)",
+        config.root,
+        scheme,
+        config.host,
+        config.port,
+        config.workers,
+        "" if config.workers == 1 else "s",
+    )
 
 
 def _report(repository: Repository, config: ServeConfig) -> None:
@@ -460,4 +348,12 @@ def _report(repository: Repository, config: ServeConfig) -> None:
         for v in sorted(entry.versions.values(), key=lambda v: v.version):
             detail = f" ({v.reason})" if v.reason else f" in {v.load_seconds * 1000:.0f} ms"
             log.info("model %s version %d: %s%s", entry.name, v.version, v.state, detail)
-    log.info("serving %s on %s://%s:%d  (web page /, API docs /docs)", config.root, scheme, config.host, config.port)
+    log.info(
+        "serving %s on %s://%s:%d with %d worker%s (web page /, API docs /docs)",
+        config.root,
+        scheme,
+        config.host,
+        config.port,
+        config.workers,
+        "" if config.workers == 1 else "s",
+    )

@@ -1,69 +1,84 @@
-"""Graceful shutdown: on SIGTERM, fail readiness first, then let uvicorn stop.
+"""Graceful shutdown: on SIGTERM, fail readiness first, then let granian stop the workers.
 
-Sequence in every worker process:
+Sequence:
 
-1. SIGTERM arrives: ``/v2/health/ready`` and ``/readyz`` answer 503 at once, while
-   requests are still served, so a load balancer takes this instance out.
-2. After ``--drain-seconds``, uvicorn's own handler runs: it closes the listening
-   socket, lets in-flight requests finish for up to ``--grace-seconds``, then sends
-   the lifespan shutdown, where the app closes models and flushes the payload log.
-3. The process exits 0: the signal was handled, so it is not re-raised.
-
-With ``--workers N`` the parent forwards SIGTERM to every worker, which each drain
-the same way, and the parent waits for them.
+1. SIGTERM reaches granian's main process. The handler installed here (wrapping granian's own,
+   with the standard :mod:`signal` API) raises the shared drain flag: every worker's
+   ``/v2/health/ready`` and ``/readyz`` answer 503 within ``POLL_S``, while requests are still
+   served, so a load balancer takes this instance out.
+2. After ``--drain-seconds`` granian's handler runs: it closes the listening socket, sends each
+   worker SIGTERM; a worker finishes its in-flight requests, then runs the ASGI lifespan
+   shutdown, where the app closes models and flushes the payload log. A worker still busy
+   after ``--grace-seconds`` is killed.
+3. The main process exits 0.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import multiprocessing
 import signal
 import threading
 from types import FrameType
 from typing import Any, Protocol
 
-__all__ = ["install_drain"]
+__all__ = ["POLL_S", "DrainFlag", "drain_on_sigterm", "watch_drain"]
 
 log = logging.getLogger("modelport.server")
+
+POLL_S = 0.05  # how often a worker looks at the drain flag
 
 
 class _Drainable(Protocol):
     def start_draining(self) -> None: ...
 
 
-def install_drain(app: _Drainable, drain_seconds: float) -> bool:
-    """Wrap the running server's SIGTERM handler (call from the event loop, main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    previous = signal.getsignal(signal.SIGTERM)
-    if not callable(previous):  # nobody (uvicorn) is handling SIGTERM: leave the default
-        return False
-    loop = asyncio.get_running_loop()
-    state = {"draining": False}
+class DrainFlag:
+    """One shared byte: set by the main process on SIGTERM, read by every worker (forked or spawned)."""
 
-    def stop(sig: int, frame: FrameType | None) -> None:
-        previous(sig, frame)
-        _forget_signal(previous, sig)
+    def __init__(self) -> None:
+        self._value: Any = multiprocessing.get_context("spawn").RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+
+def drain_on_sigterm(flag: DrainFlag, drain_seconds: float) -> None:
+    """Wrap the SIGTERM handler granian installed: raise ``flag`` now, run granian's after ``drain_seconds``."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):  # nobody handles SIGTERM: leave the default
+        return
+    state = {"draining": False}
 
     def on_term(sig: int, frame: FrameType | None) -> None:
         if state["draining"]:
             return
         state["draining"] = True
-        app.start_draining()
+        flag.set()
         if drain_seconds <= 0:
-            stop(sig, frame)
+            previous(sig, frame)
             return
         log.info("SIGTERM: readiness is now false; stopping in %.1f s (--drain-seconds)", drain_seconds)
-        loop.call_soon_threadsafe(loop.call_later, drain_seconds, stop, sig, None)
+        timer = threading.Timer(drain_seconds, previous, (sig, None))
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGTERM, on_term)
-    return True
 
 
-def _forget_signal(handler: Any, sig: int) -> None:
-    """uvicorn re-raises the signals it caught once it has stopped, which would end the
-    process with -SIGTERM; a drained, flushed server should exit 0 instead."""
-    owner = getattr(handler, "__self__", None)
-    captured = getattr(owner, "_captured_signals", None)
-    if isinstance(captured, list) and sig in captured:
-        captured.remove(sig)
+def watch_drain(flag: DrainFlag, app: _Drainable) -> threading.Thread:
+    """In a worker: turn ``app``'s readiness off once ``flag`` is raised."""
+
+    def run() -> None:
+        stop = threading.Event()
+        while not stop.wait(POLL_S):
+            if flag.is_set():
+                app.start_draining()
+                return
+
+    thread = threading.Thread(target=run, name="modelport-drain-watch", daemon=True)
+    thread.start()
+    return thread

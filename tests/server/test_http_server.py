@@ -1,21 +1,37 @@
-"""Responses through the coalescing transport (headers and body in one write) stay well-formed HTTP.
-
-A real ``modelport serve`` and raw sockets: keep-alive and pipelined requests, HEAD (no body
-follows the header block), a 204 preflight, ``Expect: 100-continue``, a large body, and the
-unit behaviour of the wrapper itself.
+"""The HTTP server modelport runs on (granian, through its public API): the pinned version range, and
+HTTP/1.1 as clients use it (keep-alive, pipelining, HEAD, a 204 preflight, ``Expect: 100-continue``,
+large bodies) against a real ``modelport serve`` over raw sockets.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
+import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
-from modelport.server.transport import CoalescingTransport
 from tests.serving import run_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_installed_http_server_is_in_the_range_the_code_was_written_for() -> None:
+    """server/run.py uses granian's Python API (Server, HTTP1Settings, serve(target_loader=...)): a release
+    outside the pinned range may change it, so this fails before serving can break silently."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (granian,) = [Requirement(d) for d in deps if Requirement(d).name == "granian"]
+    assert granian.specifier, "granian must be pinned to a range"
+    installed = version("granian")
+    assert granian.specifier.contains(installed, prereleases=True), (
+        f"granian {installed} is installed; modelport was written for {granian.specifier}: check server/run.py "
+        "against its changelog, then move the range in pyproject.toml"
+    )
+    upper = [s for s in granian.specifier if s.operator in ("<", "<=", "~=", "==")]
+    assert upper, "the range needs an upper bound: a new major or minor release may change the API"
 
 
 def _read_response(sock: socket.socket, buf: bytearray) -> tuple[bytes, dict[bytes, bytes], bytes]:
@@ -39,8 +55,10 @@ def _read_response(sock: socket.socket, buf: bytearray) -> tuple[bytes, dict[byt
 
 
 @pytest.mark.slow
-def test_keep_alive_head_preflight_continue_and_large_bodies(repo_dir: Path) -> None:
-    with run_server(repo_dir / "wine", "--cors-origin", "https://app.example") as server:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_keep_alive_pipelining_head_preflight_continue_and_large_bodies(repo_dir: Path, workers: int) -> None:
+    args = ("--cors-origin", "https://app.example", "--workers", str(workers))
+    with run_server(repo_dir / "wine", *args) as server:
         body = json.dumps({"instances": [[13.0, 2.0, 2.4, 19.0, 100.0, 2.5, 2.5, 0.3, 1.6, 5.0, 1.0, 3.0, 1000.0]]})
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
             buf = bytearray()
@@ -86,40 +104,3 @@ def test_keep_alive_head_preflight_continue_and_large_bodies(repo_dir: Path) -> 
             status, headers, data = _read_response(sock, buf)
             assert status == b"HTTP/1.1 200 OK"
             assert len(data) > 64 * 1024 and len(json.loads(data)["predictions"]) == 5000
-
-
-class _Recorder(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:  # type: ignore[override]
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-
-async def test_the_wrapper_joins_head_and_body_and_flushes_a_lone_head() -> None:
-    loop = asyncio.get_running_loop()
-    inner = _Recorder()
-    t = CoalescingTransport(inner, loop)
-    t.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
-    t.write(b"{}")
-    assert inner.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
-    t.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")  # HEAD: no body write follows
-    assert len(inner.writes) == 1
-    await asyncio.sleep(0)
-    assert inner.writes[1] == b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
-    t.write(b"HTTP/1.1 200 OK\r\n\r\n")
-    t.close()  # closing flushes what is held back first
-    assert inner.writes[2] == b"HTTP/1.1 200 OK\r\n\r\n" and inner.closed
-    big = b"x" * (65 * 1024)
-    t2 = CoalescingTransport(_Recorder(), loop)
-    t2.write(b"HTTP/1.1 200 OK\r\n\r\n")
-    t2.write(big)
-    assert t2._transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n", big]  # type: ignore[attr-defined]

@@ -27,11 +27,12 @@ from modelport.signature import Batch, Signature, TensorSpec
 from modelport.sparkml.reader import StageMeta, read_metadata, stage_dirs
 from modelport.sparkml.registry import supported_classes
 from modelport.sparkml.stage import STAGES, Attr, ColumnInfo, Frame, RowStep, Schema, Stage, setup_stage
+from modelport.sparkml.tuning import TUNING_CLASSES, best_model, tuning_info
 from modelport.sparkml.vectors import VECTOR_TYPES, row_array
 
 __all__ = ["SparkPipeline", "load_pipeline", "load_stages"]
 
-_PIPELINE_MODEL = "org.apache.spark.ml.PipelineModel"
+_PIPELINE_MODELS = {"org.apache.spark.ml.PipelineModel", "pyspark.ml.pipeline.PipelineModel"}
 _GC_PAUSE_ROWS = 10_000
 _UNFITTED = {"org.apache.spark.ml.Pipeline"}
 
@@ -43,7 +44,10 @@ def load_stages(path: Path) -> tuple[StageMeta, list[Stage]]:
 
 
 def _stages(path: Path, meta: StageMeta) -> list[Stage]:
-    if meta.cls == _PIPELINE_MODEL:
+    if meta.cls in TUNING_CLASSES:
+        best, best_meta = best_model(path, meta)
+        return _stages(best, best_meta)
+    if meta.cls in _PIPELINE_MODELS:
         out: list[Stage] = []
         for d in stage_dirs(path, meta):
             out.extend(_stages(d, read_metadata(d)))
@@ -167,6 +171,8 @@ class SparkPipeline:
             "stages": [s.describe() for s in stages],
             "runtime": runtime,
         }
+        if root.cls in TUNING_CLASSES:
+            self.info.update(tuning_info(root, best_model(path, root)[1]))
 
     def _run(self, batch: Batch) -> Frame:
         n = 0

@@ -99,7 +99,8 @@ def read_data(path: Path, sub: str = "data") -> Any:
 
 def stage_dirs(path: Path, meta: StageMeta) -> list[Path]:
     """The stage directories of a saved PipelineModel, in pipeline order."""
-    uids = meta.get("stageUids") or meta.raw.get("paramMap", {}).get("stageUids") or []
+    # PySpark's own PipelineModel writer (used when a stage is Python-only) puts stageUids at the top level
+    uids = meta.get("stageUids") or meta.raw.get("paramMap", {}).get("stageUids") or meta.raw.get("stageUids") or []
     width = len(str(len(uids)))
     out = []
     for i, uid in enumerate(uids):

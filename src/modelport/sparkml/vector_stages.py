@@ -128,9 +128,11 @@ class VectorIndexerModel(Stage):
         for j in range(self.size):
             name = before[j][0] if named and before is not None else None
             if j in self.maps:
-                n = len(self.maps[j]) + (1 if self.mode == "keep" else 0)
-                # two values without keep is a BinaryAttribute, which Interaction treats as numeric
-                attrs.append((name, 0 if n == 2 and self.mode != "keep" else n))
+                # Spark 4 lists "__unknown" among a categorical slot's values under keep (Spark 3.5 does not,
+                # as its saves show); two values without it make a BinaryAttribute, which Interaction treats as numeric
+                unknown = self.mode == "keep" and self.meta.spark_version >= (4, 0)
+                n = len(self.maps[j]) + (1 if unknown else 0)
+                attrs.append((name, 0 if n == 2 and not unknown else n))
             else:
                 attrs.append((name, 0))
         schema[self.out_col] = ColumnInfo("vector", self.size, attrs=tuple(attrs))

@@ -111,10 +111,33 @@ def fuzz(
     Operations without inputs to vary (health, metrics) get what Hypothesis can make of them,
     often one case. A 2xx unload is undone at once so the models stay served.
     """
+    import tempfile
+
     import schemathesis
+    from hypothesis import configuration
+    from schemathesis import GenerationMode
+
+    # Hypothesis keeps caches in ./.hypothesis even without an example database: a directory of our own.
+    with tempfile.TemporaryDirectory(prefix="modelport-hypothesis-") as home:
+        configuration.set_hypothesis_home_dir(home)
+        try:
+            return _fuzz(url, seed, examples, negative, timeout, on_case, schemathesis, GenerationMode)
+        finally:
+            configuration.set_hypothesis_home_dir(None)
+
+
+def _fuzz(
+    url: str,
+    seed: int,
+    examples: int,
+    negative: bool,
+    timeout: float,
+    on_case: Callable[[str, int], None] | None,
+    schemathesis: Any,
+    GenerationMode: Any,
+) -> Tally:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
-    from schemathesis import GenerationMode
 
     raw = httpx.get(url + "/openapi.json", timeout=timeout).json()
     schema = schemathesis.openapi.from_dict(raw)

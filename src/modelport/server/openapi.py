@@ -167,6 +167,29 @@ def build_openapi(repository: Repository) -> dict[str, Any]:
                 "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
             }
         },
+        "/healthz": {
+            "get": {"summary": "Liveness (alias)", "tags": ["health"], "responses": {"200": {"description": "live"}}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness (alias)",
+                "tags": ["health"],
+                "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format)",
+                "tags": ["health"],
+                "responses": {
+                    "200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "404": _error(),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {"summary": "This document", "tags": ["docs"], "responses": {"200": _json({"type": "object"})}}
+        },
         "/v2": {"get": {"summary": "Server metadata", "tags": ["v2"], "responses": {"200": _json({"type": "object"})}}},
         "/v1/models": {
             "get": {"summary": "List models", "tags": ["v1"], "responses": {"200": _json({"type": "object"})}}

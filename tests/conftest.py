@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Tool caches and the environment, not files a test made.
-_REPO_SKIP = frozenset({".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+# Tool caches and the environment, not files a test made; test-artifacts/ holds what tests save on
+# purpose for CI to keep (the web page's screenshots) and is git-ignored.
+_REPO_SKIP = frozenset(
+    {".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "test-artifacts"}
+)
 
 
 def _repo_files() -> set[str]:

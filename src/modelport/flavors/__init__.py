@@ -29,12 +29,13 @@ FLAVORS: dict[str, str] = {
     "sparkml": "modelport.flavors.sparkml",
     "python": "modelport.flavors.python",
     "skops": "modelport.flavors.skops",
+    "torch": "modelport.flavors.pytorch",
 }
 
 EXPECTED = (
     "an MLflow model directory (MLmodel), a saved Spark ML model (metadata/ and stages/ or data/), "
     "*.onnx, *.joblib / *.pkl / *.pickle / *.skops (scikit-learn), *.json / *.ubj (XGBoost Booster), "
-    "*.txt (LightGBM model)"
+    "*.txt (LightGBM model), *.pt / *.pt2 (TorchScript / torch.export program)"
 )
 
 _IGNORED = {CONFIG_FILE, "README.md", "README", "requirements.txt", "conda.yaml", "python_env.yaml", "sample.json"}
@@ -48,6 +49,8 @@ def _sniff_file(path: Path) -> str | None:
         return "sklearn"
     if suffix == ".skops":
         return "skops"
+    if suffix in {".pt", ".pts", ".torchscript", ".pt2"}:
+        return "torch"
     if suffix in {".ubj", ".bst", ".xgb"}:
         return "xgboost"
     if suffix == ".json":

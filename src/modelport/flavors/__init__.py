@@ -18,7 +18,7 @@ from modelport.errors import ModelLoadError
 if TYPE_CHECKING:
     from modelport.model import Predictor
 
-__all__ = ["FLAVORS", "detect", "load_predictor"]
+__all__ = ["FLAVORS", "detect", "fork_safe", "load_predictor"]
 
 FLAVORS: dict[str, str] = {
     "sklearn": "modelport.flavors.sklearn",
@@ -29,12 +29,13 @@ FLAVORS: dict[str, str] = {
     "sparkml": "modelport.flavors.sparkml",
     "python": "modelport.flavors.python",
     "skops": "modelport.flavors.skops",
+    "torch": "modelport.flavors.pytorch",
 }
 
 EXPECTED = (
     "an MLflow model directory (MLmodel), a saved Spark ML model (metadata/ and stages/ or data/), "
     "*.onnx, *.joblib / *.pkl / *.pickle / *.skops (scikit-learn), *.json / *.ubj (XGBoost Booster), "
-    "*.txt (LightGBM model)"
+    "*.txt (LightGBM model), *.pt / *.pt2 (TorchScript / torch.export program)"
 )
 
 _IGNORED = {CONFIG_FILE, "README.md", "README", "requirements.txt", "conda.yaml", "python_env.yaml", "sample.json"}
@@ -48,6 +49,8 @@ def _sniff_file(path: Path) -> str | None:
         return "sklearn"
     if suffix == ".skops":
         return "skops"
+    if suffix in {".pt", ".pts", ".torchscript", ".pt2"}:
+        return "torch"
     if suffix in {".ubj", ".bst", ".xgb"}:
         return "xgboost"
     if suffix == ".json":
@@ -131,6 +134,33 @@ def load_predictor(flavor: str, path: Path, config: ModelConfig) -> Predictor:
     except Exception as exc:
         raise ModelLoadError(f"{path}: could not load as {flavor}: {type(exc).__name__}: {exc}") from exc
     return predictor
+
+
+# Where wrappers (signature overrides, compiled kernels, MLflow's view) keep what they wrap.
+_WRAPPED = ("inner", "native", "_native", "predictor")
+
+
+def fork_safe(predictor: object) -> bool:
+    """False when ``predictor``, or a predictor it wraps, declares ``fork_safe = False``.
+
+    A flavor declares it when what it loaded (torch's thread pools, mlflow's runtime, a custom
+    model's threads) cannot be inherited by a forked worker; the process model asks this for
+    every loaded model before it forks. Wrapped predictors are found through instance
+    attributes only, so a lazily loaded native model (the compile cache's) is not loaded by asking.
+    """
+    stack, seen = [predictor], set()
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if getattr(type(current), "fork_safe", True) is False:
+            return False
+        own = getattr(current, "__dict__", {})
+        if own.get("fork_safe", True) is False:
+            return False
+        stack.extend(own.get(name) for name in _WRAPPED)
+    return True
 
 
 def read_json(path: Path) -> object:

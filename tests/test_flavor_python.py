@@ -302,3 +302,24 @@ def test_fork_safe_is_found_through_wrappers(tmp_path: Path) -> None:
     assert model.signature.output_names == ["p_malignant", "label"]
     assert type(model.predictor).__name__ == "_Renamed" and fork_safe(model.predictor) is False
     assert fork_safe(modelport.load_model(_write(tmp_path / "plain")).predictor) is True
+
+
+def test_the_process_model_will_not_fork_a_model_that_declares_itself_unsafe(tmp_path: Path) -> None:
+    """``fork_unsafe`` asks every loaded model's flavor, not only which modules were imported."""
+    from modelport.repository import Repository
+    from modelport.server.run import fork_unsafe
+
+    safe_root, unsafe_root = tmp_path / "safe", tmp_path / "unsafe"
+    _write(safe_root / "churn")
+    source = MODEL_PY.replace("    def load(self):", "    fork_safe = False\n\n    def load(self):")
+    _write(unsafe_root / "churn", source=source)
+    safe = Repository(str(safe_root)).load()
+    unsafe = Repository(str(unsafe_root)).load()
+    try:
+        reason = fork_unsafe(unsafe)
+        assert reason is not None and reason.startswith("models whose flavor cannot be forked after loading: churn v1")
+        # The safe one may still not fork (scikit-learn was imported), but never because of its flavor.
+        assert "cannot be forked after loading" not in (fork_unsafe(safe) or "")
+    finally:
+        safe.close()
+        unsafe.close()

@@ -199,7 +199,7 @@ def serve(config: ServeConfig) -> None:
     if trial is None or not trial[0]:  # safe to fork (or the trial failed: this load raises what it hit)
         repository = Repository(config.root, compile=config.compile).load()
         _report(repository, config)
-        unsafe = fork_unsafe()
+        unsafe = fork_unsafe(repository)
     else:
         unsafe = trial[0]
     if unsafe is None:
@@ -246,7 +246,7 @@ def trial_load(config: ServeConfig) -> tuple[str, bool] | None:
             from modelport.compile import cache
 
             repository = Repository(config.root, compile=config.compile).load()
-            os.write(write_end, f"ok:{int(bool(cache.stored))}:{fork_unsafe() or ''}".encode())
+            os.write(write_end, f"ok:{int(bool(cache.stored))}:{fork_unsafe(repository) or ''}".encode())
             repository.close()
             code = 0
         except BaseException:
@@ -299,8 +299,19 @@ def frameworks_loaded() -> list[str]:
     return sorted(m for m in FORK_UNSAFE if m in sys.modules)
 
 
-def fork_unsafe() -> str | None:
-    """Why this process must not fork workers now, or None when it may."""
+def fork_unsafe(repository: Repository | None = None) -> str | None:
+    """Why this process must not fork workers now, or None when it may.
+
+    Besides the frameworks imported and threads running, a loaded model's flavor may declare that
+    what it holds cannot be inherited (``fork_safe = False``: torch, MLflow pyfunc, a custom model).
+    """
+    from modelport.flavors import fork_safe
+
+    declared = sorted(
+        f"{m.name} v{m.version}" for m in (repository.models() if repository else []) if not fork_safe(m.predictor)
+    )
+    if declared:
+        return f"models whose flavor cannot be forked after loading: {', '.join(declared)}"
     loaded = frameworks_loaded()
     if loaded:
         return (

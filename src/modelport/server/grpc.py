@@ -15,6 +15,7 @@ A client's gRPC deadline is honoured along with the server's request timeout.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from modelport.server.binary import encode_tensor, tensor_from_bytes
 from modelport.server.proto import grpc_predict_v2_pb2 as pb
 from modelport.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from modelport.signature import Batch, TensorSpec
+
+log = logging.getLogger("modelport.grpc")
 
 __all__ = ["GrpcOptions", "start_grpc"]
 
@@ -221,11 +224,16 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
         )
         trace = Trace()
         status, error, code = 200, None, grpc.StatusCode.OK
+        public: str | None = None  # what the client is told of a server failure
         response = None
         try:
             response = await plane.infer(call, trace)
         except ModelportError as exc:
             status, error, code = exc.status, exc.message, grpc_code(exc)
+            if exc.status == 500:
+                # As over HTTP: the client learns what failed, the log gets how, under the request id.
+                log.error("gRPC request %s: %s", request.id or "-", exc.message, exc_info=exc.__cause__ or exc)
+                public = f"{exc.public} (request id {request.id or '-'}; the server log has the details)"
         except asyncio.CancelledError:  # gRPC cancels the call at the client's deadline or when it hangs up
             if call.deadline is not None and time.monotonic() >= call.deadline:
                 status, error = 504, f"the client's deadline passed before model '{request.model_name}' answered"
@@ -236,11 +244,13 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             raise
         except Exception as exc:  # the server keeps serving
             status, error, code = 500, f"internal server error: {type(exc).__name__}: {exc}", grpc.StatusCode.INTERNAL
+            log.exception("gRPC request %s: unhandled error", request.id or "-")
+            public = f"internal server error (request id {request.id or '-'}; the server log has the details)"
         if plane.observers:
             plane.observe(trace, "POST", INFER_PATH, status, started, request.id, error)
         if response is not None:
             return response
-        await context.abort(code, error or "no answer")
+        await context.abort(code, public or error or "no answer")
         raise AssertionError("context.abort() raises")
 
 

@@ -104,11 +104,15 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             # Metadata keys play the part of HTTP headers for a sticky [traffic] split.
             headers = {k.encode(): v.encode() for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
             model = self.plane.model(request.model_name, request.model_version or None, headers)
-            batch = self._decode(model, request)
+            target = model
+            if "signature_name" in request.parameters:  # the V2 parameter, as over HTTP
+                target = model.for_signature(request.parameters["signature_name"].string_param)
+            batch = self._decode(target, request)
             outputs = [o.name for o in request.outputs] or None
-            result = await self.plane.infer(model, batch, outputs)
-            self.plane.shadow(model, batch, result)
-            response = self._encode(model, request, result)
+            result = await self.plane.infer(target, batch, outputs)
+            if target is model:  # a shadow version is compared on the default signature only
+                self.plane.shadow(model, batch, result)
+            response = self._encode(target, request, result)
         except ModelportError as exc:
             status, error = exc.status, exc.message
             self._record(request, model, status, started, batch, result, error)

@@ -165,10 +165,14 @@ async def infer(plane: DataPlane, request: Request, name: str, version: str | No
             raise BadRequest(f"the JSON header of the binary request is not valid JSON: {exc}") from None
     else:
         body = request.json()
+    params = body.get("parameters") if isinstance(body, dict) else None
+    if isinstance(params, dict) and "signature_name" in params:
+        model = model.for_signature(params["signature_name"])  # request.model keeps the lease
     batch, outputs = decode_infer(model, body, binary)
     request.inputs = batch
     result = request.outputs = await plane.infer(model, batch, outputs)
-    plane.shadow(model, batch, result)
+    if model is request.model:  # a shadow version is compared on the default signature only
+        plane.shadow(model, batch, result)
     entries, raw = encode_outputs(model, result, _binary_wanted(body))
     response: dict[str, Any] = {"model_name": model.name, "model_version": model.version_text, "outputs": entries}
     if "id" in body:

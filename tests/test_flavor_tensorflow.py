@@ -21,6 +21,7 @@ import modelport
 from modelport.cli import main
 from modelport.errors import ModelLoadError
 from modelport.repository import Repository
+from tests.conftest import free_port
 from tests.server.conftest import make_client
 from tests.serving import run_server
 from tests.surfaces import check_every_surface
@@ -337,3 +338,25 @@ def test_two_workers_serve_keras_from_fresh_interpreters(keras_repo: Path, tmp_p
             predictions = r.json()["predictions"]
             assert_close(np.array([p["proba"] for p in predictions]), want["proba"], what="proba")
             assert_close(np.array([p["score"] for p in predictions]), want["score"], what="score")
+
+
+@pytest.mark.slow
+def test_grpc_signature_parameter(bqml_repo: Path, tmp_path: Path) -> None:
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    notes = np.array([b"\xff\xfe raw", b"plain"], dtype=object)
+    want = _tf_call(bqml_repo / "bqml" / "1", "annotate", note=notes)
+    port = free_port()
+    with run_server(bqml_repo, "--grpc-port", str(port), log_dir=tmp_path):
+        client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{port}")
+        try:
+            tensor = grpcclient.InferInput("note", [2], "BYTES")
+            tensor.set_data_from_numpy(notes)
+            result = client.infer("bqml", [tensor], parameters={"signature_name": "annotate"})
+            assert list(result.as_numpy("note_bytes")) == list(want["note_bytes"])  # bytes: equal or not
+            assert list(result.as_numpy("length")) == list(want["length"])
+            with pytest.raises(InferenceServerException, match="model 'bqml' has no signature 'classify'"):
+                client.infer("bqml", [tensor], parameters={"signature_name": "classify"})
+        finally:
+            client.close()

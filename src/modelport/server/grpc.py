@@ -170,9 +170,7 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
                         f"'contents'; use raw_input_contents or one of {', '.join(_FIELDS)}"
                     )
                 values = getattr(tensor.contents, field)
-                data = (
-                    [v.decode("utf-8", "replace") for v in values] if field == "bytes_contents" else np.asarray(values)
-                )
+                data = [_text_or_bytes(v) for v in values] if field == "bytes_contents" else np.asarray(values)
             if tensor.name in batch:
                 raise BadRequest(f"model '{model.name}': input '{tensor.name}' appears twice")
             batch[tensor.name] = plan.coerce_shaped(tensor.name, data, tensor.datatype, shape)
@@ -196,6 +194,14 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             else:
                 getattr(out.contents, _FIELDS[datatype]).extend(arr.reshape(-1).tolist())
         return response
+
+
+def _text_or_bytes(value: bytes) -> str | bytes:
+    """UTF-8 text as str, anything else kept as the bytes it is (a binary string must arrive whole)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 async def start_grpc(app: ModelportApp, host: str, port: int) -> grpc.aio.Server:

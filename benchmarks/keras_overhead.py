@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"round {r + 1} {name:>9} {n:>5} rows: p50 {load.p50:.3f} ms p99 {load.p99:.3f} ms",
                         file=sys.stderr,
                     )
+        rss = {name: server.rss_mb() for name, (server, _) in servers.items()}
     finally:
         for server, _ in servers.values():
             server.stop()
@@ -201,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     lines.append("")
     lines.append("All times in ms. TF call: the traced function on a ready tensor, in-process (no HTTP, no JSON).")
+    lines.append(f"RSS after the runs: modelport {rss['modelport']:.0f} MB, bare {rss['bare']:.0f} MB.")
     print("\n".join(lines))
     if args.json:
-        args.json.write_text(json.dumps({"medians": med, "framework": calls, "machine": machine()}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"medians": med, "runs": runs, "framework": calls, "rss_mb": rss, "machine": machine()}, indent=2
+            )
+        )
     return 0
 
 

@@ -360,3 +360,17 @@ def test_grpc_signature_parameter(bqml_repo: Path, tmp_path: Path) -> None:
                 client.infer("bqml", [tensor], parameters={"signature_name": "classify"})
         finally:
             client.close()
+
+
+def test_keras_sequential_model_is_named_as_keras_names_it(tmp_path: Path) -> None:
+    """A Sequential model has no output_names: its output is called after its last layer."""
+    keras.utils.set_random_seed(1)
+    seq = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3, name="logits")])
+    seq.save(tmp_path / "seq.keras")
+    reloaded = keras.saving.load_model(tmp_path / "seq.keras")
+    model = modelport.load_model(tmp_path / "seq.keras")
+    assert model.signature.input_names == [t.name for t in reloaded.inputs]
+    assert model.signature.output_names == ["logits"]
+    x = X32[:3, :4]
+    got = model.predict({model.signature.input_names[0]: x})["logits"]
+    assert_close(got, reloaded.predict(x, verbose=0), what="Sequential logits")

@@ -190,8 +190,13 @@ def _keras(path: Path, source: str) -> tuple[dict[str, _TFSignature], dict[str, 
             "Sequential model built with keras.Input"
         )
     names = [t.name for t in inputs]
-    out_names = list(model.output_names)
-    structure = model.input if isinstance(model.input, dict) else None
+    out_names = list(getattr(model, "output_names", None) or [])  # functional models; Sequential has none
+    if len(out_names) != len(outputs):
+        out_names = [_layer_name(t, f"output_{i}") for i, t in enumerate(outputs)]
+    try:
+        structure = model.input if isinstance(model.input, dict) else None
+    except AttributeError:  # a Sequential model that was never called on a tensor: one plain input
+        structure = None
     specs = {
         n: tf.TensorSpec([None if d is None else d for d in t.shape], t.dtype, name=n)
         for n, t in zip(names, inputs, strict=True)
@@ -215,6 +220,13 @@ def _keras(path: Path, source: str) -> tuple[dict[str, _TFSignature], dict[str, 
     out_specs = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in concrete.structured_outputs.items()}
     signature = _TFSignature(DEFAULT_SIGNATURE, source, specs, out_specs, concrete)
     return {DEFAULT_SIGNATURE: signature}, {}, model
+
+
+def _layer_name(tensor: Any, fallback: str) -> str:
+    """The name of the layer that made a Keras tensor (``dense_1``), what Keras itself calls that output."""
+    history = getattr(tensor, "_keras_history", None)
+    name = getattr(getattr(history, "operation", None), "name", None)
+    return name if isinstance(name, str) and name else fallback
 
 
 def _artifact(path: Path) -> Path:

@@ -374,3 +374,19 @@ def test_keras_sequential_model_is_named_as_keras_names_it(tmp_path: Path) -> No
     x = X32[:3, :4]
     got = model.predict({model.signature.input_names[0]: x})["logits"]
     assert_close(got, reloaded.predict(x, verbose=0), what="Sequential logits")
+
+
+def test_detection_and_the_server_modules_do_not_import_tensorflow(bqml_repo: Path, keras_repo: Path) -> None:
+    """Only loading a TensorFlow model imports TensorFlow: detecting one, or a server without one, does not."""
+    import subprocess
+    import sys
+
+    saved, keras_dir = str(bqml_repo / "bqml" / "1"), str(keras_repo / "cancer" / "1")
+    code = (
+        "import sys\nfrom pathlib import Path\nimport modelport.server.app, modelport.repository\n"
+        "from modelport.flavors import detect\n"
+        f"print(detect(Path({saved!r}))[0], detect(Path({keras_dir!r}))[0])\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["tensorflow tensorflow", "[]"]

@@ -285,3 +285,20 @@ def test_class_may_declare_itself_not_fork_safe(tmp_path: Path) -> None:
     source = MODEL_PY.replace("    def load(self):", "    fork_safe = False\n\n    def load(self):")
     model = modelport.load_model(_write(tmp_path / "tumour", source=textwrap.dedent(source)))
     assert model.predictor.fork_safe is False  # type: ignore[attr-defined]
+
+
+def test_fork_safe_is_found_through_wrappers(tmp_path: Path) -> None:
+    """The process model asks modelport.flavors.fork_safe; a [signature] override wraps the predictor."""
+    from modelport.flavors import fork_safe
+
+    source = MODEL_PY.replace("    def load(self):", "    fork_safe = False\n\n    def load(self):")
+    directory = _write(tmp_path / "tumour", source=source)
+    assert fork_safe(modelport.load_model(directory).predictor) is False
+    (directory / "modelport.toml").write_text(
+        TOML.format(threshold=0.5) + "[signature]\n"
+        'outputs = [{name = "p_malignant", datatype = "FP64"}, {name = "label", datatype = "BYTES"}]\n'
+    )
+    model = modelport.load_model(directory)
+    assert model.signature.output_names == ["p_malignant", "label"]
+    assert type(model.predictor).__name__ == "_Renamed" and fork_safe(model.predictor) is False
+    assert fork_safe(modelport.load_model(_write(tmp_path / "plain")).predictor) is True

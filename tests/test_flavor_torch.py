@@ -151,3 +151,29 @@ def test_thread_count_per_process(net: Digits, tmp_path: Path) -> None:
     failed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert failed.returncode != 0
     assert "MODELPORT_TORCH_THREADS='many' is not a whole number of threads" in failed.stderr
+
+
+@pytest.mark.slow
+def test_workers_for_a_torch_model_start_as_fresh_interpreters(net: Digits, tmp_path: Path) -> None:
+    """torch's thread pools do not survive fork: two workers load the program themselves and both answer."""
+    import httpx
+
+    from tests.serving import run_server
+
+    (tmp_path / "models" / "digits").mkdir(parents=True)
+    _export(net, tmp_path / "models" / "digits" / "model.pt2")
+    env = {"MODELPORT_COMPILE_CACHE": str(tmp_path / "cache")}
+    body = {
+        "inputs": [{"name": "pixels", "datatype": "FP32", "shape": list(ROWS.shape), "data": ROWS.ravel().tolist()}]
+    }
+    p, d = _eager(net, ROWS)
+    with run_server(tmp_path / "models", "--workers", "2", env=env, log_dir=tmp_path, timeout=120) as server:
+        answers = [httpx.post(server.url + "/v2/models/digits/infer", json=body, timeout=30) for _ in range(6)]
+        log = server.log()
+    assert "workers start as fresh interpreters: the loaded models use " in log and "torch" in log, log
+    assert "forking" not in log, log
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        got = {o["name"]: np.asarray(o["data"], dtype=np.float32).reshape(o["shape"]) for o in answer.json()["outputs"]}
+        assert_close(got["softmax"], p, what="a fresh worker's probabilities")
+        assert_close(got["argmax"].astype(np.int64), d, what="a fresh worker's digits")

@@ -18,7 +18,7 @@ from modelport.errors import ModelLoadError
 if TYPE_CHECKING:
     from modelport.model import Predictor
 
-__all__ = ["FLAVORS", "detect", "load_predictor"]
+__all__ = ["FLAVORS", "detect", "fork_safe", "load_predictor"]
 
 FLAVORS: dict[str, str] = {
     "sklearn": "modelport.flavors.sklearn",
@@ -140,6 +140,33 @@ def load_predictor(flavor: str, path: Path, config: ModelConfig) -> Predictor:
     except Exception as exc:
         raise ModelLoadError(f"{path}: could not load as {flavor}: {type(exc).__name__}: {exc}") from exc
     return predictor
+
+
+# Where wrappers (signature overrides, compiled kernels, MLflow's view) keep what they wrap.
+_WRAPPED = ("inner", "native", "_native", "predictor")
+
+
+def fork_safe(predictor: object) -> bool:
+    """False when ``predictor``, or a predictor it wraps, declares ``fork_safe = False``.
+
+    A flavor declares it when what it loaded (torch's thread pools, mlflow's runtime, a custom
+    model's threads) cannot be inherited by a forked worker; the process model asks this for
+    every loaded model before it forks. Wrapped predictors are found through instance
+    attributes only, so a lazily loaded native model (the compile cache's) is not loaded by asking.
+    """
+    stack, seen = [predictor], set()
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if getattr(type(current), "fork_safe", True) is False:
+            return False
+        own = getattr(current, "__dict__", {})
+        if own.get("fork_safe", True) is False:
+            return False
+        stack.extend(own.get(name) for name in _WRAPPED)
+    return True
 
 
 def read_json(path: Path) -> object:

@@ -20,6 +20,7 @@ from sklearn.datasets import load_breast_cancer
 import modelport
 from modelport.cli import main
 from modelport.errors import ModelLoadError
+from modelport.flavors import fork_safe
 from modelport.repository import Repository
 from tests.conftest import free_port
 from tests.server.conftest import make_client
@@ -305,7 +306,7 @@ def test_keras_signature(keras_repo: Path) -> None:
             {"name": "score", "datatype": "FP32", "shape": [-1, 1]},
         ],
     }
-    assert model.predictor.fork_safe is False  # type: ignore[attr-defined]
+    assert fork_safe(model.predictor) is False  # TensorFlow's thread pools do not survive fork
 
 
 @pytest.mark.slow

@@ -292,6 +292,11 @@ class DataPlane:
                 self._deadlines.remove(task)
 
     async def _infer(self, call: InferCall[Out], trace: Trace, model: Model, state: _ModelState, big: bool) -> Out:
+        leased = model
+        if call.signature_name is not None:  # the leased version through another of its signatures
+            model = model.for_signature(call.signature_name)
+            if model is not leased:
+                state = self._state(model)
         if big:  # in the helper process: parsing holds the GIL, a thread would still stall the loop
             request = await self._decoder.decode(call.decode, model.name, model.version, model.signature)
         else:
@@ -299,7 +304,8 @@ class DataPlane:
         request.headers = call.headers
         batch = trace.inputs = request.inputs
         outputs = trace.outputs = await self._predict(model, state, batch, request.outputs, big)
-        self.shadow(model, batch, outputs)
+        if model is leased:  # a shadow version is compared on the default signature only
+            self.shadow(model, batch, outputs)
         response = InferResponse(model, outputs, request.id)
         if big:  # a thread is enough: encoding big answers is Python-level work that yields the GIL
             return await asyncio.get_running_loop().run_in_executor(None, call.encode, request, response)

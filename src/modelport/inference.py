@@ -109,6 +109,8 @@ class InferCall(Generic[Out]):
     encode: Callable[[InferRequest, InferResponse], Out]
     size: int = 0
     deadline: float | None = None
+    signature_name: str | None = None
+    """TF Serving's ``signature_name`` (V1 body, V2/gRPC parameter): another signature of the leased version."""
 
 
 @dataclass(slots=True)

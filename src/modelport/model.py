@@ -95,6 +95,36 @@ class Model:
         # Per-response strings, made once.
         self.version_text = str(version)
         self.version_header = (b"x-model-version", self.version_text.encode())
+        self._variants: dict[str, Model] = {}
+
+    def for_signature(self, signature_name: object) -> Model:
+        """This model answering through another of its named signatures (TF Serving's ``signature_name``).
+
+        ``None``, ``""`` and the signature the model serves by default give the model itself; every model
+        answers to ``serving_default``, so requests written for TF Serving work against any flavor.
+        """
+        signatures = getattr(self.predictor, "signatures", None) or {}
+        default = getattr(self.predictor, "signature_name", "serving_default")
+        if signature_name in (None, "", default) or (not signatures and signature_name == "serving_default"):
+            return self
+        if not isinstance(signature_name, str):
+            raise InvalidInput(f"model '{self.name}': signature_name must be a string, got {signature_name!r}")
+        variant = self._variants.get(signature_name)
+        if variant is not None:
+            return variant
+        if signature_name not in signatures:
+            listed = ", ".join(sorted(signatures)) or default
+            raise InvalidInput(f"model '{self.name}' has no signature '{signature_name}'; its signatures are: {listed}")
+        variant = Model(
+            self.name,
+            self.version,
+            signatures[signature_name],
+            flavor=self.flavor,
+            source=self.source,
+            batching=self.batching,
+        )
+        self._variants[signature_name] = variant
+        return variant
 
     @property
     def info(self) -> dict[str, Any]:

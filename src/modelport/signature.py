@@ -306,7 +306,10 @@ class InputPlan:
             flat = arr.reshape(-1)
             for i, v in enumerate(flat):
                 if isinstance(v, bytes):
-                    flat[i] = v.decode("utf-8", errors="replace")
+                    try:
+                        flat[i] = v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        pass  # binary data stays bytes, as a {"b64": ...} value does; a model for text gets text
                 elif isinstance(v, dict) and "b64" in v:
                     flat[i] = _b64(spec.name, v["b64"], self._fail)
                 elif isinstance(v, list | dict):

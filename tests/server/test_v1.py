@@ -83,3 +83,20 @@ async def test_b64_text_values(client: httpx.AsyncClient) -> None:
         "/v1/models/wine_frame:predict", json={"instances": [{"alcohol": 13.2, "malic_acid": 1.8, "region": region}]}
     )
     assert r.status_code == 200, r.text
+
+
+async def test_signature_name_on_a_model_with_one_signature(client: httpx.AsyncClient) -> None:
+    """Requests written for TF Serving name serving_default; any flavor answers to it, and to nothing else."""
+    x = np.full((2, 10), 0.02).tolist()
+    plain = await client.post("/v1/models/diabetes:predict", json={"instances": x})
+    named = await client.post("/v1/models/diabetes:predict", json={"signature_name": "serving_default", "instances": x})
+    assert named.status_code == 200 and named.json() == plain.json()
+    r = await client.post("/v1/models/diabetes:predict", json={"signature_name": "predict", "instances": x})
+    assert r.status_code == 400
+    assert r.json() == {"error": "model 'diabetes' has no signature 'predict'; its signatures are: serving_default"}
+    body = {
+        "parameters": {"signature_name": "predict"},
+        "inputs": [{"name": "input", "datatype": "FP64", "shape": [2, 10], "data": sum(x, [])}],
+    }
+    r = await client.post("/v2/models/diabetes/infer", json=body)
+    assert r.status_code == 400 and "has no signature 'predict'" in r.json()["error"]

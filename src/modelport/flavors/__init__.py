@@ -30,12 +30,14 @@ FLAVORS: dict[str, str] = {
     "python": "modelport.flavors.python",
     "skops": "modelport.flavors.skops",
     "torch": "modelport.flavors.pytorch",
+    "tensorflow": "modelport.flavors.tensorflow",
 }
 
 EXPECTED = (
     "an MLflow model directory (MLmodel), a saved Spark ML model (metadata/ and stages/ or data/), "
     "*.onnx, *.joblib / *.pkl / *.pickle / *.skops (scikit-learn), *.json / *.ubj (XGBoost Booster), "
-    "*.txt (LightGBM model), *.pt / *.pt2 (TorchScript / torch.export program)"
+    "*.txt (LightGBM model), *.pt / *.pt2 (TorchScript / torch.export program), "
+    "a TensorFlow SavedModel directory (saved_model.pb), *.keras (Keras 3)"
 )
 
 _IGNORED = {CONFIG_FILE, "README.md", "README", "requirements.txt", "conda.yaml", "python_env.yaml", "sample.json"}
@@ -45,6 +47,8 @@ def _sniff_file(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
+    if suffix == ".keras":
+        return "tensorflow"
     if suffix in {".joblib", ".pkl", ".pickle"}:
         return "sklearn"
     if suffix == ".skops":
@@ -101,6 +105,8 @@ def detect(path: Path) -> tuple[str, Path]:
         return "mlflow", path
     if _is_spark_dir(path):
         return "sparkml", path
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        return "tensorflow", path
     candidates = [
         p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".") and p.name not in _IGNORED
     ]

@@ -106,6 +106,14 @@ def _encode(request: InferRequest, answer: InferResponse) -> pb.ModelInferRespon
     return encode_response(answer.model, answer.outputs, bool(request.codec.get("raw")), str(request.codec["id"]))
 
 
+def _text_or_bytes(value: bytes) -> str | bytes:
+    """UTF-8 text as str, anything else kept as the bytes it is (a binary string must arrive whole)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
 def decode_tensors(model: Decodable, request: pb.ModelInferRequest) -> Batch:
     """The request's tensors as a checked Batch (the same InputPlan checks and messages as REST)."""
     plan = model.plan
@@ -127,7 +135,7 @@ def decode_tensors(model: Decodable, request: pb.ModelInferRequest) -> Batch:
                     f"'contents'; use raw_input_contents or one of {', '.join(_FIELDS)}"
                 )
             values = getattr(tensor.contents, field)
-            data = [v.decode("utf-8", "replace") for v in values] if field == "bytes_contents" else np.asarray(values)
+            data = [_text_or_bytes(v) for v in values] if field == "bytes_contents" else np.asarray(values)
         if tensor.name in batch:
             raise BadRequest(f"model '{model.name}': input '{tensor.name}' appears twice")
         batch[tensor.name] = plan.coerce_shaped(tensor.name, data, tensor.datatype, shape)
@@ -222,6 +230,8 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             request.ByteSize(),
             None if left is None else time.monotonic() + left,
         )
+        if "signature_name" in request.parameters:  # TF Serving's signature choice, as a V2 parameter
+            call.signature_name = request.parameters["signature_name"].string_param
         trace = Trace()
         status, error, code = 200, None, grpc.StatusCode.OK
         public: str | None = None  # what the client is told of a server failure

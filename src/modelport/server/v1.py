@@ -8,6 +8,7 @@ with a single output its name is dropped.
 
 from __future__ import annotations
 
+import base64
 from functools import partial
 from typing import Any
 
@@ -17,7 +18,7 @@ from modelport.dataplane import DataPlane
 from modelport.errors import BadRequest, InvalidInput
 from modelport.inference import Decodable, InferCall, InferRequest, InferResponse, Trace
 from modelport.server.http import Request, Response, dumps, json_response
-from modelport.server.v2 import parse_json
+from modelport.server.v2 import parse_json, signature_name
 from modelport.signature import Batch
 
 __all__ = [
@@ -86,22 +87,24 @@ def _tf_tensor(spec: Any) -> dict[str, Any]:
     }
 
 
+def _signature_def(sig: Any) -> dict[str, Any]:
+    return {
+        "inputs": {s.name: _tf_tensor(s) for s in sig.inputs},
+        "outputs": {s.name: _tf_tensor(s) for s in sig.outputs},
+        "method_name": "tensorflow/serving/predict",
+    }
+
+
 def metadata(plane: DataPlane, name: str, version: str | None) -> Response:
     model = plane.describe(name, version)
     sig = model.signature
+    # A TensorFlow model lists every signature it serves; the one served by default takes serving_default's place.
+    signatures = getattr(model.predictor, "signatures", None) or {}
+    defs = {n: _signature_def(p.signature) for n, p in signatures.items() if p is not model.predictor}
+    defs[getattr(model.predictor, "signature_name", "serving_default")] = _signature_def(sig)
     body = {
         "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
-        "metadata": {
-            "signature_def": {
-                "signature_def": {
-                    "serving_default": {
-                        "inputs": {s.name: _tf_tensor(s) for s in sig.inputs},
-                        "outputs": {s.name: _tf_tensor(s) for s in sig.outputs},
-                        "method_name": "tensorflow/serving/predict",
-                    }
-                }
-            }
-        },
+        "metadata": {"signature_def": {"signature_def": dict(sorted(defs.items()))}},
         # The same contract in V2 terms, for clients that prefer it.
         "inputs": [s.to_dict() for s in sig.inputs],
         "outputs": [s.to_dict() for s in sig.outputs],
@@ -165,21 +168,37 @@ def decode_predict(model: Decodable, body: Any) -> tuple[Batch, bool]:
     return plan.check({plan.names[0]: plan.coerce(plan.names[0], value)}), False
 
 
-def _plain(arr: np.ndarray) -> Any:
+def _text(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _b64(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_b64(v) for v in value]
+    raw = value.encode() if isinstance(value, str) else bytes(value)
+    return {"b64": base64.b64encode(raw).decode("ascii")}
+
+
+def _plain(arr: np.ndarray, name: str = "") -> Any:
+    """JSON-ready values; text outputs whose name ends in ``_bytes`` go out as ``{"b64": ...}`` (TF Serving's rule)."""
     if arr.dtype.kind in "OUS":
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in arr.tolist()]
+        return _b64(arr.tolist()) if name.endswith("_bytes") else _text(arr.tolist())
     return arr
 
 
 def encode_predictions(result: Batch, row_format: bool) -> dict[str, Any]:
     if not row_format:
         if len(result) == 1:
-            return {"outputs": _plain(next(iter(result.values())))}
-        return {"outputs": {k: _plain(v) for k, v in result.items()}}
+            name, value = next(iter(result.items()))
+            return {"outputs": _plain(value, name)}
+        return {"outputs": {k: _plain(v, k) for k, v in result.items()}}
     if len(result) == 1:
-        return {"predictions": _plain(next(iter(result.values())))}
+        name, value = next(iter(result.items()))
+        return {"predictions": _plain(value, name)}
     names = list(result)
-    columns = [v.tolist() for v in result.values()]
+    columns = [_plain(v, k) if v.dtype.kind in "OUS" else v.tolist() for k, v in result.items()]
     return {"predictions": [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]}
 
 
@@ -200,4 +219,5 @@ def encode_response(request: InferRequest, answer: InferResponse) -> Response:
 async def predict(plane: DataPlane, request: Request, name: str, version: str | None, trace: Trace) -> Response:
     decode = partial(decode_request, name, version, request.body)
     call = InferCall("v1", name, version, request.headers, decode, encode_response, len(request.body))
+    call.signature_name = signature_name(request.body, None, v1=True)
     return await plane.infer(call, trace)

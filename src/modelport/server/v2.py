@@ -201,7 +201,32 @@ def encode_response(request: InferRequest, answer: InferResponse) -> Response:
     )
 
 
+def signature_name(body: bytes, header_length: bytes | None, *, v1: bool = False) -> str | None:
+    """TF Serving's ``signature_name`` (V1: a body field; V2: a request parameter), if the request names one.
+
+    Read before the version's input plan decodes the body, since it chooses that plan. Only a body
+    that contains the key is parsed here, so requests without it pay one substring search.
+    """
+    if b"signature_name" not in body:
+        return None
+    head = split_body(body, header_length)[0] if header_length is not None else body
+    try:
+        parsed = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        return None  # the decoder reports the broken JSON with its usual message
+    if not isinstance(parsed, dict):
+        return None
+    value = parsed.get("signature_name") if v1 else (parsed.get("parameters") or {}).get("signature_name")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"signature_name must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
 async def infer(plane: DataPlane, request: Request, name: str, version: str | None, trace: Trace) -> Response:
-    decode = partial(decode_request, name, version, request.body, request.header(HEADER))
+    header_length = request.header(HEADER)
+    decode = partial(decode_request, name, version, request.body, header_length)
     call = InferCall("v2", name, version, request.headers, decode, encode_response, len(request.body))
+    call.signature_name = signature_name(request.body, header_length)
     return await plane.infer(call, trace)

@@ -46,7 +46,7 @@ from modelport.inference import InferCall, InferResponse, Trace
 from modelport.model import Model
 from modelport.observe import Observer, RequestRecord
 from modelport.offload import Decoder
-from modelport.repository import Lease, ModelEntry, Repository, VersionEntry
+from modelport.repository import Lease, ModelEntry, Repository, VersionEntry, parse_version
 from modelport.router import ShadowObserver, ShadowStats
 from modelport.signature import Batch, TensorSpec, batch_rows
 
@@ -215,11 +215,7 @@ class DataPlane:
         entry = self.repository.entry(name)
         if version is None or version == "":
             return entry.latest() is not None
-        try:
-            number = int(version)
-        except ValueError:
-            number = -1
-        v = entry.versions.get(number)
+        v = entry.versions.get(parse_version(name, version))
         if v is None:
             self.repository.get(name, version)  # raises UnknownVersion naming what exists
             raise AssertionError("unreachable")

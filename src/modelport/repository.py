@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -180,6 +181,24 @@ def _sample_batch(data: Any, where: Path) -> dict[str, Any]:
 
 
 _Found = dict[str, tuple[Path, ModelConfig, dict[int, Path]]]
+
+
+_VERSION = re.compile(r"[0-9]{1,18}")
+
+
+def parse_version(name: str, version: int | str) -> int:
+    """A version number from a path, header or message: ASCII digits only, one rule for every protocol.
+
+    ``str.isdigit`` and ``int`` also take '¹' or '١'; a version is written with 0-9.
+    """
+    if isinstance(version, int):
+        return version
+    if isinstance(version, str) and _VERSION.fullmatch(version):
+        return int(version)
+    shown = str(version) if len(str(version)) <= 40 else str(version)[:37] + "..."
+    raise UnknownVersion(
+        f"model '{name}': version '{shown}' is not an integer; a version is written with the digits 0-9"
+    )
 
 
 class Repository:
@@ -574,10 +593,7 @@ class Repository:
                 states = ", ".join(f"{v.version}: {v.state} {v.reason}".strip() for v in entry.versions.values())
                 raise ModelNotReady(f"model '{name}' has no available version ({states or 'no versions'})")
             return chosen[1]
-        try:
-            number = int(version)
-        except (TypeError, ValueError):
-            raise UnknownVersion(f"model '{name}': version '{version}' is not an integer") from None
+        number = parse_version(name, version)
         v = entry.versions.get(number)
         if v is None:
             have = ", ".join(str(n) for n in sorted(entry.versions)) or "none"

@@ -209,7 +209,10 @@ def test_not_ready_is_unavailable_on_both(server: tuple[RunningServer, int]) -> 
     ("version", "message"),
     [
         ("7", "model 'diabetes' has no version 7; versions: 1, 2"),
-        ("¹", "model 'diabetes': version '¹' is not an integer"),  # a Unicode digit: isdigit() yes, int() no
+        (
+            "¹",
+            "model 'diabetes': version '¹' is not an integer; a version is written with the digits 0-9",
+        ),  # a Unicode digit: isdigit() yes, int() no
     ],
 )
 def test_readiness_of_an_unknown_version_is_not_found_on_both(

@@ -24,7 +24,6 @@ from modelport.errors import (
     ModelportError,
     NotFound,
     PayloadTooLarge,
-    UnknownVersion,
     UnsupportedMediaType,
 )
 from modelport.inference import Trace
@@ -339,7 +338,6 @@ class ModelportApp:
             if m is None:
                 raise NotFound(f"no route for {path}; see /openapi.json")
             name, version, action = m.groups()
-            version = self._version(name, version)
             if action == "infer":
                 _expect(method, "POST", path)
                 return await v2.infer(plane, request, name, version, trace)
@@ -355,7 +353,6 @@ class ModelportApp:
                     raise NotFound(f"the V1 verb ':{verb.group(1)}' is not supported; use ':predict'")
                 raise NotFound(f"no route for {path}; see /openapi.json")
             name, version, verb_predict, meta = m.groups()
-            version = self._version(name, version)
             if verb_predict:
                 _expect(method, "POST", path)
                 return await v1.predict(plane, request, name, version, trace)
@@ -374,16 +371,6 @@ class ModelportApp:
         allowed, handler = route
         _expect(method, allowed, path)
         return handler(self)
-
-    def _version(self, name: str, version: str | None) -> str | None:
-        """A version from a path: ASCII digits only (``str.isdigit`` and ``int`` also take '¹' or '١')."""
-        if version is None or _VERSION.fullmatch(version):
-            return version
-        self.repository.entry(name)  # an unknown model is reported as such first
-        shown = version if len(version) <= 40 else version[:37] + "..."
-        raise UnknownVersion(
-            f"model '{name}': version '{shown}' is not an integer; a version is written with the digits 0-9"
-        )
 
     async def _repository(self, request: Request) -> Response:
         """The V2 model repository extension (Triton's shapes); loads run in a thread, never on the loop."""

@@ -17,6 +17,7 @@ from modelport.errors import InvalidInput
 
 __all__ = [
     "DATATYPES",
+    "NULL",
     "Batch",
     "InputPlan",
     "Signature",
@@ -24,6 +25,12 @@ __all__ = [
     "batch_rows",
     "datatype_of",
 ]
+
+NULL_BITS = 0x7FF8_0000_6E75_6C6C
+NULL: float = float(np.array([NULL_BITS], dtype=np.uint64).view(np.float64)[0])
+"""A request's ``null`` in a float input: a quiet NaN whose payload spells "null".
+
+It is NaN to every model; the Spark ML runtime tells it from a real NaN (Spark's null vs NaN)."""
 
 Batch = dict[str, np.ndarray]
 """Columnar data: input or output name -> array whose axis 0 is the row."""
@@ -239,6 +246,9 @@ class InputPlan:
                 except (TypeError, ValueError):
                     converted = None
                 if converted is not None:
+                    nulls = np.fromiter((v is None for v in arr.ravel()), bool, arr.size).reshape(arr.shape)
+                    if target == np.float64 and nulls.any():
+                        converted[nulls] = NULL
                     return converted.astype(target, copy=False)
             example = _first_non_number(arr)
             raise self._fail(

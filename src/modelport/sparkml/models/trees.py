@@ -5,8 +5,9 @@ Saved nodes carry pre-order ids from 0; leaves have children -1. A continuous sp
 sends ``x <= threshold`` left (NaN goes right); a categorical split sends ``x`` left when
 it equals one of the stored left categories; a value that is none of the node's own
 ``numCategories`` categories (NaN, unseen, non-integer) goes right, or left when the left
-side holds more than half of that node's categories (Spark then keeps the right ones). All trees of a model are stacked into one
-node table and every row walks all trees at once, one level per numpy step; a leaf
+side holds more than half of that node's categories (Spark then keeps the right ones).
+All trees of a model are stacked into one node table and every row walks all trees at once,
+one level per numpy step; a leaf
 points to itself so rows that reach it early simply stay.
 
 Outputs: a decision tree classifier's raw is the leaf's class counts; a random forest

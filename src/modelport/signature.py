@@ -32,6 +32,8 @@ NULL: float = float(np.array([NULL_BITS], dtype=np.uint64).view(np.float64)[0])
 
 It is NaN to every model; the Spark ML runtime tells it from a real NaN (Spark's null vs NaN)."""
 
+_SPECIAL_FLOATS = {"NaN", "Infinity", "-Infinity"}
+
 Batch = dict[str, np.ndarray]
 """Columnar data: input or output name -> array whose axis 0 is the row."""
 
@@ -238,6 +240,8 @@ class InputPlan:
             raise self._fail(f"input '{name}' has ragged rows (not every row has the same length): {exc}") from None
         kind = arr.dtype.kind
         target = spec.dtype
+        if kind in "US" and target.kind == "f" and arr.size and set(arr.ravel().tolist()) <= _SPECIAL_FLOATS:
+            return arr.astype(target)  # JSON has no NaN/Infinity literals: "NaN", "Infinity", "-Infinity"
         if kind in "USO":
             if kind == "O":
                 # None stands for a missing value; it becomes NaN where the dtype has one.

@@ -229,3 +229,18 @@ def test_unparsable_spark_version_fails_at_load(tmp_path: Path, version: str | N
     with pytest.raises(ModelLoadError) as err:
         modelport.load_model(path)
     assert "sparkVersion" in str(err.value) and "HashingTF" in str(err.value)
+
+
+def test_request_null_and_nan_arrive_apart() -> None:
+    # JSON has no NaN literal: null is Spark's null, the string "NaN" is NaN (both NaN to other models).
+    from modelport.signature import InputPlan, Signature
+
+    plan = InputPlan("m", Signature((TensorSpec("x", "FP64", (-1,)),), ()))
+    for data in ([None, "NaN", 1.5], [None, NAN, 1.5]):
+        x = plan.coerce("x", data)
+        assert np.isnan(x[:2]).all() and x[2] == 1.5
+        assert null_mask(x).tolist() == [True, False, False]
+    assert np.isnan(plan.coerce("x", ["NaN", "Infinity"])[0]) and plan.coerce("x", ["-Infinity"])[0] == -np.inf
+    with pytest.raises(InvalidInput) as err:
+        plan.coerce("x", ["1.5"])
+    assert err.value.status == 400 and "must be FP64 numbers" in err.value.message

@@ -120,3 +120,24 @@ def test_scalers_follow_sparks_arithmetic_order(spark: Any, tmp_path: Path) -> N
                 assert_close(got, want[col], what=col)
             else:
                 assert_close(got, want[col], exact=True, what=f"{col} bit for bit")
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_random_forest_sums_in_tree_order(spark: Any, tmp_path: Path, kind: str) -> None:
+    # Spark adds the trees' answers one after another; numpy's sum over a tree axis may pair them up.
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.regression import RandomForestRegressor
+    from sklearn.datasets import load_diabetes, load_wine
+
+    x, y = load_diabetes(return_X_y=True) if kind == "regressor" else load_wine(return_X_y=True)
+    est = (
+        RandomForestRegressor(numTrees=60, seed=1)
+        if kind == "regressor"
+        else RandomForestClassifier(numTrees=60, seed=1)
+    )
+    model = est.fit(vector_df(spark, x, y))
+    model.write().overwrite().save(str(tmp_path / "m"))
+    col = "prediction" if kind == "regressor" else "rawPrediction"
+    want = collect(model.transform(vector_df(spark, x)), [col])[col]
+    # the same additions in the same order: equal bit for bit
+    assert_close(run_stage(load_stage(tmp_path / "m"), x)[col], want, exact=True, what=f"{col} in tree order")

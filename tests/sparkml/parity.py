@@ -86,7 +86,7 @@ def collect(df: Any, cols: list[str]) -> dict[str, Any]:
 
 
 def batch_from(rows: list[dict[str, Any]], model: modelport.Model) -> dict[str, Any]:
-    """The model's inputs from row dicts, typed as its signature says."""
+    """The model's inputs from row dicts, typed as its signature says (None stays null, as JSON null)."""
     batch: dict[str, Any] = {}
     for spec in model.signature.inputs:
         values = [r[spec.name] for r in rows]
@@ -96,8 +96,10 @@ def batch_from(rows: list[dict[str, Any]], model: modelport.Model) -> dict[str, 
             batch[spec.name] = np.array([list(v) if v is not None else [np.nan] for v in values], dtype=np.float64)
         elif spec.datatype.startswith("INT"):
             batch[spec.name] = np.array(values, dtype=np.int64)
+        elif any(v is None for v in values):
+            batch[spec.name] = [None if v is None else float(v) for v in values]  # JSON null: Spark's null
         else:
-            batch[spec.name] = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            batch[spec.name] = np.array([float(v) for v in values], dtype=np.float64)
     return batch
 
 

@@ -17,6 +17,7 @@ from modelport.errors import InvalidInput
 
 __all__ = [
     "DATATYPES",
+    "NULL",
     "Batch",
     "InputPlan",
     "Signature",
@@ -24,6 +25,14 @@ __all__ = [
     "batch_rows",
     "datatype_of",
 ]
+
+NULL_BITS = 0x7FF8_0000_6E75_6C6C
+NULL: float = float(np.array([NULL_BITS], dtype=np.uint64).view(np.float64)[0])
+"""A request's ``null`` in a float input: a quiet NaN whose payload spells "null".
+
+It is NaN to every model; the Spark ML runtime tells it from a real NaN (Spark's null vs NaN)."""
+
+_SPECIAL_FLOATS = {"NaN", "Infinity", "-Infinity"}
 
 Batch = dict[str, np.ndarray]
 """Columnar data: input or output name -> array whose axis 0 is the row."""
@@ -263,6 +272,8 @@ class InputPlan:
             raise self._fail(f"input '{name}' has ragged rows (not every row has the same length): {exc}") from None
         kind = arr.dtype.kind
         target = spec.dtype
+        if kind in "US" and target.kind == "f" and arr.size and set(arr.ravel().tolist()) <= _SPECIAL_FLOATS:
+            return arr.astype(target)  # JSON has no NaN/Infinity literals: "NaN", "Infinity", "-Infinity"
         if kind in "USO":
             if kind == "O":
                 # None stands for a missing value; it becomes NaN where the dtype has one.
@@ -273,6 +284,9 @@ class InputPlan:
                 if converted is not None:
                     if target.itemsize < 8:
                         self._check_range(name, converted, target)
+                    nulls = np.fromiter((v is None for v in arr.ravel()), bool, arr.size).reshape(arr.shape)
+                    if target == np.float64 and nulls.any():
+                        converted[nulls] = NULL
                     return converted.astype(target, copy=False)
             example = _first_non_number(arr)
             raise self._fail(

@@ -12,6 +12,7 @@ from modelport.sparkml.reader import read_metadata
 from modelport.sparkml.registry import load_all
 from modelport.sparkml.stage import STAGES, Frame, Stage
 from modelport.sparkml.vectors import SparseRow
+from tests.tolerance import assert_close
 
 
 def vector_df(spark: Any, x: Any, y: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None) -> Any:
@@ -86,7 +87,7 @@ def _row_vector(x: Any, i: int) -> Any:
 
 
 def assert_row_method_agrees(stage: Stage, x: Any, extra: dict[str, np.ndarray], frame: Frame) -> int:
-    """``stage.row`` on each row alone equals the frame's row: 1e-12 relative for numbers, labels exactly."""
+    """``stage.row`` on each row alone equals the frame's row by tests/tolerance.py's rule."""
     step = stage.row_step()
     if step is None or frame.n != x.shape[0]:
         return 0
@@ -103,7 +104,7 @@ def assert_row_method_agrees(stage: Stage, x: Any, extra: dict[str, np.ndarray],
             got = values[col]
             have = np.asarray([got.dense() if isinstance(got, SparseRow) else got], dtype=np.float64)
             assert have.shape == want_row.shape, (col, i, have.shape, want_row.shape)
-            np.testing.assert_allclose(have, want_row, rtol=1e-12, atol=1e-12, err_msg=f"{col}: row {i} by row()")
+            assert_close(have, want_row, what=f"{col}: row {i} by row()")
     assert answered, f"{stage.describe()}: row() declined every row"
     return answered
 
@@ -114,18 +115,15 @@ def assert_parity(
     spark_df: Any,
     x: Any,
     columns: list[str],
-    atol: float = 1e-9,
     extra: dict[str, np.ndarray] | None = None,
     exact: tuple[str, ...] = ("prediction",),
 ) -> Frame:
-    """Spark's transform and the stage agree: ``exact`` columns (class labels) equal, the rest within ``atol``."""
+    """Spark's transform and the stage agree: ``exact`` columns (class labels) equal, the rest by assert_close."""
     expected = collect(spark_model.transform(spark_df), columns)
     frame = run_stage(stage, x, extra)
     for c in columns:
         got = np.asarray(frame[c])
         assert got.shape == expected[c].shape, (c, got.shape, expected[c].shape)
-        if c in exact or expected[c].dtype.kind in "iu":
-            np.testing.assert_array_equal(got, expected[c], err_msg=c)
-        else:
-            np.testing.assert_allclose(got, expected[c], rtol=0, atol=atol, err_msg=c)
+        # class labels are picked, not computed: they must be the same label
+        assert_close(got, expected[c], exact=c in exact or expected[c].dtype.kind in "iu", what=c)
     return frame

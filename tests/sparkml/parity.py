@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 import modelport
-
-TOL = 1e-9
+from tests.tolerance import assert_close
 
 
 def rotten_tomatoes(limit: int | None = None) -> list[tuple[str, float]]:
@@ -87,7 +86,7 @@ def collect(df: Any, cols: list[str]) -> dict[str, Any]:
 
 
 def batch_from(rows: list[dict[str, Any]], model: modelport.Model) -> dict[str, Any]:
-    """The model's inputs from row dicts, typed as its signature says."""
+    """The model's inputs from row dicts, typed as its signature says (None stays null, as JSON null)."""
     batch: dict[str, Any] = {}
     for spec in model.signature.inputs:
         values = [r[spec.name] for r in rows]
@@ -97,17 +96,17 @@ def batch_from(rows: list[dict[str, Any]], model: modelport.Model) -> dict[str, 
             batch[spec.name] = np.array([list(v) if v is not None else [np.nan] for v in values], dtype=np.float64)
         elif spec.datatype.startswith("INT"):
             batch[spec.name] = np.array(values, dtype=np.int64)
+        elif any(v is None for v in values):
+            batch[spec.name] = [None if v is None else float(v) for v in values]  # JSON null: Spark's null
         else:
-            batch[spec.name] = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            batch[spec.name] = np.array([float(v) for v in values], dtype=np.float64)
     return batch
 
 
 def assert_same(got: Any, want: Any, name: str = "") -> None:
-    """Equal strings/lists/predictions; numbers and vectors within 1e-9 (NaN where Spark has NaN)."""
+    """Strings and token lists equal; numbers and vectors by tests/tolerance.py's rule (NaN where Spark has NaN)."""
     if isinstance(want, np.ndarray) and want.dtype != object:
-        got = np.asarray(got, dtype=np.float64)
-        assert got.shape == want.shape, f"{name}: shape {got.shape} != Spark's {want.shape}"
-        np.testing.assert_allclose(got, want, rtol=0, atol=TOL, err_msg=name)
+        assert_close(np.asarray(got, dtype=np.float64), want, what=name)
     else:
         assert list(got) == list(want), f"{name}: differs from Spark"
 
@@ -138,14 +137,11 @@ def compare(fitted: Any, model: modelport.Model, test_df: Any, rows: list[dict[s
     assert_rows_alone(model, batch, got, cols)
 
 
-ROW_TOL = 1e-12
-
-
 def assert_rows_alone(model: modelport.Model, batch: dict[str, Any], got: dict[str, Any], cols: list[str]) -> int:
     """Each row predicted alone (a one-row batch: the row path when the pipeline has one) equals its batch answer.
 
-    Strings and labels exactly, numbers within 1e-12 relative (labels are whole numbers, so that is exact
-    too); NaN where the batch has NaN. Returns how many rows the row path answered itself, and asserts it
+    Strings and labels exactly, numbers by tests/tolerance.py's rule; NaN where the batch has NaN.
+    Returns how many rows the row path answered itself, and asserts it
     answered some when the pipeline takes the row path at all.
     """
     pipeline = getattr(model.predictor, "inner", model.predictor)
@@ -162,7 +158,7 @@ def assert_rows_alone(model: modelport.Model, batch: dict[str, Any], got: dict[s
             if want.dtype == object:
                 assert have.tolist() == want.tolist(), f"{c}: row {i} alone {have!r} != in the batch {want!r}"
             else:
-                np.testing.assert_allclose(have, want, rtol=ROW_TOL, atol=ROW_TOL, err_msg=f"{c}: row {i} alone")
+                assert_close(have, want, what=f"{c}: row {i} alone")
     if getattr(pipeline, "one_row_path", None) == "row" and n:
         assert by_row_path, "no row was answered by the row path"
     return by_row_path

@@ -90,3 +90,54 @@ def test_kmeans_cosine_zero_vector_is_a_client_error(spark: Any, tmp_path: Path)
         run_stage(stage, probe)
     assert err.value.status == 400
     assert "KMeansModel" in err.value.message and "zero" in err.value.message and "row 3" in err.value.message
+
+
+def test_scalers_follow_sparks_arithmetic_order(spark: Any, tmp_path: Path) -> None:
+    # MinMaxScaler's constant-column value is (min + max) / 2; Normalizer sums one value after another,
+    # skips NaN for p = inf and divides by the norm. Same operations in the same order: equal bit for bit.
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import MinMaxScaler, Normalizer
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(60, 24)) * 10.0 ** rng.integers(-3, 4, size=24)
+    x[:, 5] = 2.5  # a constant column
+    train = vector_df(spark, x)
+    stages = [MinMaxScaler(inputCol="features", outputCol="mm", min=-3.7, max=11.3)]
+    stages += [Normalizer(inputCol="features", outputCol=f"n{i}", p=p) for i, p in enumerate([1.0, 2.0, 3.0, np.inf])]
+    model = Pipeline(stages=stages).fit(train)
+    model.write().overwrite().save(str(tmp_path / "m"))
+    probe = x.copy()
+    probe[3, 7] = np.nan
+    cols = ["mm", "n0", "n1", "n2", "n3"]
+    for data in (probe, __import__("scipy.sparse", fromlist=["csr_matrix"]).csr_matrix(np.where(probe > 0, probe, 0))):
+        want = collect(model.transform(vector_df(spark, data)), cols)
+        for stage_dir in sorted((tmp_path / "m" / "stages").iterdir()):
+            stage = load_stage(stage_dir)
+            frame = run_stage(stage, data)
+            col = stage.outputs[0]
+            got = frame[col].toarray() if hasattr(frame[col], "toarray") else frame[col]
+            if col == "n2":  # p = 3 goes through pow(), whose last bit differs between Java and C
+                assert_close(got, want[col], what=col)
+            else:
+                assert_close(got, want[col], exact=True, what=f"{col} bit for bit")
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_random_forest_sums_in_tree_order(spark: Any, tmp_path: Path, kind: str) -> None:
+    # Spark adds the trees' answers one after another; numpy's sum over a tree axis may pair them up.
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.regression import RandomForestRegressor
+    from sklearn.datasets import load_diabetes, load_wine
+
+    x, y = load_diabetes(return_X_y=True) if kind == "regressor" else load_wine(return_X_y=True)
+    est = (
+        RandomForestRegressor(numTrees=60, seed=1)
+        if kind == "regressor"
+        else RandomForestClassifier(numTrees=60, seed=1)
+    )
+    model = est.fit(vector_df(spark, x, y))
+    model.write().overwrite().save(str(tmp_path / "m"))
+    col = "prediction" if kind == "regressor" else "rawPrediction"
+    want = collect(model.transform(vector_df(spark, x)), [col])[col]
+    # the same additions in the same order: equal bit for bit
+    assert_close(run_stage(load_stage(tmp_path / "m"), x)[col], want, exact=True, what=f"{col} in tree order")

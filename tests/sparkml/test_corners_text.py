@@ -27,7 +27,7 @@ TEXTS = [
     "",
     "tab\there,,,",
     "a1b2c3 x,y,",
-    "K \u212a \u2c2f\U00010570 İstanbul DİYARBAKIR",
+    "K \u212a İstanbul DİYARBAKIR",  # letters Unicode 14 added are letters in Python, not in Java 17: not here
 ]
 
 # (pattern, gaps): each differs between Python's re and Java's regex on some text above.

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 import modelport
 from tests.sparkml.parity import collect, penguins, rotten_tomatoes
+from tests.tolerance import assert_close
 
 MODELS = Path(__file__).resolve().parents[2] / "examples" / "models"
 PENGUIN_COLS = ["island", "sex", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
@@ -46,7 +46,7 @@ def test_demo_parity_with_spark(spark: Any) -> None:
     want = collect(PipelineModel.load(str(MODELS / "sentiment")).transform(sdf), cols)
     got = modelport.load_model(MODELS / "sentiment").predict({"text": docs})
     for c in cols:
-        np.testing.assert_allclose(got[c], want[c], rtol=0, atol=1e-9, err_msg=c)
+        assert_close(got[c], want[c], what=c)
 
     rows = [dict(r, island=r["island"] if i % 50 else "Atlantis") for i, r in enumerate(penguins())]
     pdf = spark.createDataFrame([tuple(r[c] for c in PENGUIN_COLS) for r in rows], PENGUIN_SCHEMA)
@@ -54,4 +54,4 @@ def test_demo_parity_with_spark(spark: Any) -> None:
     batch = {c: [r[c] for r in rows] for c in PENGUIN_COLS}
     got = modelport.load_model(MODELS / "penguins").predict(batch)
     for c in cols:
-        np.testing.assert_allclose(got[c], want[c], rtol=0, atol=1e-9, err_msg=c)
+        assert_close(got[c], want[c], what=c)

@@ -11,6 +11,7 @@ import pytest
 import modelport
 from modelport.errors import InvalidInput
 from tests.sparkml.parity import batch_from, collect, compare, fit_save_load, penguin_df, penguins
+from tests.tolerance import assert_close
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]
 
@@ -142,7 +143,7 @@ def test_skip_modes_drop_rows_like_spark(spark: Any, tmp_path: Path) -> None:
     want = collect(fitted.transform(test_df), cols)
     kept, index = model.predictor.transform(model.plan.coerce_batch(batch_from(test, model)))
     for c in cols:
-        np.testing.assert_allclose(kept[c], want[c], atol=1e-9, err_msg=c)
+        assert_close(kept[c], want[c], what=c)
     expected_kept = [
         i
         for i, r in enumerate(test)
@@ -157,7 +158,7 @@ def test_skip_modes_drop_rows_like_spark(spark: Any, tmp_path: Path) -> None:
     assert full["features"].shape == (len(test), 4)
     dropped = sorted(set(range(len(test))) - set(expected_kept))
     assert dropped and np.isnan(full["features"][dropped]).all()
-    np.testing.assert_allclose(full["features"][expected_kept], want["features"], atol=1e-9)
+    assert_close(full["features"][expected_kept], want["features"], what="kept rows")
 
 
 def test_numeric_string_indexer_inputs(spark: Any, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from modelport.errors import InvalidInput
 from tests.sparkml._util import assert_parity, load_stage, run_stage, vector_df
+from tests.tolerance import assert_close
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +101,7 @@ def test_sparse_features_and_column_selection(spark: Any, tmp_path: Path, iris: 
     frame = assert_parity(stage, model, vector_df(spark, xte_sparse), xte_sparse, ["p", "label_hat"])
     assert "rawPrediction" not in frame
     dense = run_stage(stage, xte_sparse.toarray())
-    np.testing.assert_allclose(dense["p"], frame["p"], rtol=0, atol=1e-12)
+    assert_close(dense["p"], frame["p"], what="dense vs sparse input")
 
 
 def test_prediction_only_and_wrong_width(spark: Any, tmp_path: Path, cancer: Any) -> None:

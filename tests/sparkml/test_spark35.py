@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import modelport
+from tests.tolerance import assert_close
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sparkml" / "spark35"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "expected.json").is_file()) if FIXTURES.is_dir() else []
@@ -51,7 +52,7 @@ def test_spark35_fixture(case: str) -> None:
         elif isinstance(first, list) and not first:
             assert [list(x) for x in got[name].tolist()] == want, name
         else:
-            np.testing.assert_allclose(got[name], _num(want), rtol=0, atol=1e-9, err_msg=name)
+            assert_close(got[name], _num(want), what=name)
 
 
 def test_fixtures_are_small() -> None:

@@ -11,6 +11,7 @@ import pytest
 import modelport
 from modelport.sparkml.text import murmur3_spark2
 from tests.sparkml.parity import compare, fit_save_load, rotten_tomatoes
+from tests.tolerance import assert_close
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]
 
@@ -89,18 +90,11 @@ def test_feature_hasher(spark: Any, tmp_path: Path) -> None:
         FeatureHasher(inputCols=["s", "x", "flag", "code"], categoricalCols=["code"], outputCol="h", numFeatures=64)
     ]
     fitted, model = fit_save_load(stages, df, tmp_path / "m")
-    batch = {
-        "s": np.array([r["s"] for r in rows], dtype=object),
-        "x": np.array([r["x"] for r in rows]),
-        "flag": np.array([r["flag"] for r in rows]),
-        "code": [str(r["code"]) for r in rows],
-    }
-    # flag is numeric by the signature's rule; a boolean column must be sent as BYTES "true"/"false"
+    # the saved model does not say which columns were text: every input is BYTES, each value hashed by its kind
+    assert [model.signature.input(c).datatype for c in ("s", "x", "flag", "code")] == ["BYTES"] * 4
     want = np.array([r["h"].toArray() for r in fitted.transform(df).select("h").collect()])
-    got = model.predictor.predict({**batch, "code": np.array([r["code"] for r in rows])})
-    np.testing.assert_allclose(got["h"], want, atol=1e-9)
-    assert model.signature.input("s").datatype == "FP64"  # only categoricalCols are known to be text
-    assert model.signature.input("code").datatype == "BYTES"
+    got = model.predict({c: [r[c] for r in rows] for c in ("s", "x", "flag", "code")})
+    assert_close(got["h"], want, what="hashed features")
 
 
 def test_hash_functions_match_the_jvm(spark: Any) -> None:

@@ -1,8 +1,13 @@
 """Tabular feature stages: indexers, encoders, assembler, imputer, bucketizer and binarizer (scalers: scalers.py).
 
-Numbers arrive as float64 with NaN for a missing value: on the wire JSON ``null`` and
-NaN are the same thing, so where Spark treats null and NaN differently the runtime
-treats both as null (the common meaning of a missing request value).
+Numbers arrive as float64. A request's ``null`` arrives as :data:`modelport.signature.NULL`
+(a NaN with its own payload, see :func:`~modelport.sparkml.vectors.null_mask`), so each stage
+treats null and NaN apart exactly where Spark does: OneHotEncoder and Bucketizer (keep/error)
+return null for null; StringIndexer looks NaN up as the label "NaN"; Imputer replaces NaN only
+when ``missingValue`` is NaN. IndexToString and Binarizer changed in Spark 4 (column
+expressions instead of UDFs), so they follow the Spark version that saved the model: before 4,
+null gives null and IndexToString reads NaN as index 0; from 4, IndexToString refuses null and
+NaN and Binarizer gives 0.0 for both.
 """
 
 from __future__ import annotations
@@ -16,9 +21,20 @@ import numpy as np
 import scipy.sparse as sp
 
 from modelport.errors import ModelLoadError
+from modelport.signature import NULL, NULL_BITS
 from modelport.sparkml.reader import StageMeta, read_data
 from modelport.sparkml.stage import ColumnInfo, Frame, Schema, Stage, param_or, register
-from modelport.sparkml.vectors import NUMBER_TYPES, SparseRow, as_float, invalid, java_double_str, to_dense
+from modelport.sparkml.vectors import (
+    NUMBER_TYPES,
+    SparseRow,
+    as_float,
+    invalid,
+    is_null,
+    java_double_str,
+    null_mask,
+    to_dense,
+    with_nulls,
+)
 
 __all__ = [
     "Binarizer",
@@ -31,7 +47,7 @@ __all__ = [
 ]
 
 _SPARK = "org.apache.spark.ml.feature."
-_INT_LABEL = __import__("re").compile(r"-?\d+")
+_INT_LABEL = __import__("re").compile(r"-?(?:0|[1-9]\d*)")  # how Spark casts an int: no leading zeros
 
 
 def _name(meta: StageMeta) -> str:
@@ -146,7 +162,7 @@ class StringIndexerModel(_Scalar):
         keep = self.mode == "keep"
         for (src, dst), lookup, labels in zip(self.pairs, self.lookup, self.labels, strict=True):
             v = values[src]
-            key = v if isinstance(v, str) or v is None else None if isinstance(v, float) and v != v else _scalar_str(v)
+            key = v if isinstance(v, str) or v is None else None if is_null(v) else _scalar_str(v)
             found = lookup.get(key) if key is not None else None
             if found is None:
                 if not keep:
@@ -176,19 +192,17 @@ def _label_type(labels: tuple[str, ...]) -> str:
 
 
 def _as_strings(col: np.ndarray) -> list[Any]:
-    """Spark's cast to string: ints as "1", doubles as Java prints them ("1.0", "1.0E20"), None stays None."""
+    """Spark's cast to string: ints as "1", doubles as Java prints them ("1.0", "NaN"); null stays None."""
     kind = col.dtype.kind
     if kind == "O":
-        return [
-            v if isinstance(v, str) or v is None else None if isinstance(v, float) and v != v else _scalar_str(v)
-            for v in col.tolist()
-        ]
+        return [v if isinstance(v, str) or v is None else None if is_null(v) else _scalar_str(v) for v in col.tolist()]
     if kind in "iu":
         return [str(v) for v in col.tolist()]
     if kind == "b":
         return ["true" if v else "false" for v in col.tolist()]
     if kind == "f":
-        return [None if v != v else java_double_str(v) for v in col.tolist()]
+        nulls = null_mask(col) if col.dtype == np.float64 else np.zeros(len(col), dtype=bool)
+        return [None if n else java_double_str(v) for v, n in zip(col.tolist(), nulls.tolist(), strict=True)]
     return [str(v) for v in col.tolist()]
 
 
@@ -212,6 +226,7 @@ class IndexToString(Stage):
         self.labels: tuple[str, ...] | None = tuple(str(x) for x in labels) if labels else None
         self.in_col, self.out_col = self.inputs[0], self.outputs[0]
         self.name = _name(meta)
+        self.spark4 = meta.spark_version[0] >= 4  # null and NaN are errors there, no longer null and labels[0]
 
     def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
         return "BYTES", (-1,)
@@ -231,11 +246,19 @@ class IndexToString(Stage):
     def transform(self, frame: Frame) -> None:
         col = np.asarray(frame[self.in_col], dtype=np.float64)
         nan = np.isnan(col)
-        idx = (np.where(nan, 0.0, col) if nan.any() else col).astype(np.int64)  # Java's (int) NaN is 0
-        bad = (idx < 0) | (idx >= len(self._array))
+        if self.spark4 and nan.any():
+            what = "null" if null_mask(col)[nan][0] else "NaN"
+            raise invalid(self.name, self.in_col, f"{what} index; Spark 4's IndexToString fails on null and NaN")
+        nulls = null_mask(col) if nan.any() else nan
+        with np.errstate(invalid="ignore"):
+            idx = (np.where(nan, 0.0, col) if nan.any() else col).astype(np.int64)  # Java's (int) NaN is 0
+        bad = ((idx < 0) | (idx >= len(self._array))) & ~nulls
         if bad.any():
             raise invalid(self.name, self.in_col, f"unseen index {float(col[bad][0])!r} (labels: {len(self._array)})")
-        frame[self.out_col] = self._array[idx]
+        out = self._array[np.where(nulls, 0, idx)]
+        if nulls.any():
+            out[nulls] = None  # Spark's udf over a primitive double answers null for null
+        frame[self.out_col] = out
 
     def row(self, values: dict[str, Any]) -> bool:
         v = values[self.in_col]
@@ -243,6 +266,11 @@ class IndexToString(Stage):
             return False
         x = float(v)
         if x != x:
+            if self.spark4:
+                return False  # the frame path raises
+            if is_null(x):
+                values[self.out_col] = None
+                return True
             x = 0.0  # Java's (int) NaN is 0
         elif math.isinf(x):
             return False
@@ -289,7 +317,8 @@ class OneHotEncoderModel(Stage):
             x = frame[src]
             if x.dtype != np.float64:
                 x = x.astype(np.float64)
-            valid = (x >= 0) & (x < n)
+            nulls = null_mask(x)
+            valid = (x >= 0) & (x < n) | nulls  # null gives a null vector, whatever handleInvalid says
             if not valid.all():
                 if self.mode == "error":
                     v = float(x[~valid][0])
@@ -301,7 +330,7 @@ class OneHotEncoderModel(Stage):
                         "and its handleInvalid is 'error' (set 'keep')",
                     )
                 x = np.where(valid, x, float(n))
-            idx = x.astype(np.int64)  # no NaN left: invalid values became n above
+            idx = np.where(nulls, size, x).astype(np.int64)  # no NaN left: invalid values became n above
             out = np.zeros((len(x), size), dtype=np.float64)
             if len(idx) == 1:
                 if idx[0] < size:
@@ -309,6 +338,8 @@ class OneHotEncoderModel(Stage):
             else:
                 hit = idx < size
                 out[np.flatnonzero(hit), idx[hit]] = 1.0
+            if nulls.any():
+                out[nulls] = NULL
             frame[dst] = out
 
     def row(self, values: dict[str, Any]) -> bool:
@@ -318,7 +349,7 @@ class OneHotEncoderModel(Stage):
                 return False
             x = float(v)
             if not 0 <= x < n:
-                if self.mode == "error":
+                if self.mode == "error" or is_null(x):
                     return False
                 x = float(n)
             i = int(x)
@@ -372,6 +403,8 @@ class VectorAssembler(Stage):
         scalar_names: list[str] = []
         any_sparse = False
         width = 0
+        null_vectors: np.ndarray | None = None
+        null_name = ""
         for col in self.inputs:
             value = frame[col]
             if sp.issparse(value):
@@ -379,6 +412,11 @@ class VectorAssembler(Stage):
                 parts.append(value)
                 width += value.shape[1]
                 continue
+            if value.ndim == 2 and value.shape[1] and value.dtype == np.float64:
+                nv = null_mask(value[:, 0])  # a null vector (from a null OneHotEncoder input) is all null
+                if nv.any():
+                    null_name = null_name or col
+                    null_vectors = nv if null_vectors is None else null_vectors | nv
             if value.ndim == 1:
                 value = value.reshape(-1, 1)
                 scalar_pos.append(width)
@@ -395,20 +433,33 @@ class VectorAssembler(Stage):
             if out.dtype != np.float64:
                 out = out.astype(np.float64)
             scalars = out[:, scalar_pos] if scalar_pos else None
+        if self.mode == "keep" and (null_vectors is not None or scalars is not None):
+            data = out.data if sp.issparse(out) else out
+            hit = np.ascontiguousarray(data).view(np.uint64) == NULL_BITS
+            if hit.any():
+                out = out.copy()  # never write into a request's own array
+                (out.data if sp.issparse(out) else out)[hit] = np.nan  # Spark keeps a null as NaN
         frame[self.out_col] = out
-        # NaN inside a vector input is data; a null or NaN number is a missing value
-        if scalars is None:
-            return
-        nan = np.isnan(scalars)
-        if not nan.any():
-            return
-        if self.mode == "error":
-            col = scalar_names[int(np.flatnonzero(nan.any(axis=0))[0])]
+        if null_vectors is not None and self.mode == "error":
             raise invalid(
-                self.name, col, 'null or NaN value while assembling with handleInvalid = "error" (use "keep" or "skip")'
+                self.name, null_name, 'null vector while assembling with handleInvalid = "error" (use "keep" or "skip")'
             )
-        if self.mode == "skip":
-            frame.filter(~nan.any(axis=1))
+        # NaN inside a vector input is data; a null or NaN number is a missing value
+        drop = null_vectors if self.mode == "skip" else None
+        if scalars is not None:
+            nan = np.isnan(scalars)
+            if nan.any():
+                if self.mode == "error":
+                    col = scalar_names[int(np.flatnonzero(nan.any(axis=0))[0])]
+                    raise invalid(
+                        self.name,
+                        col,
+                        'null or NaN value while assembling with handleInvalid = "error" (use "keep" or "skip")',
+                    )
+                if self.mode == "skip":
+                    drop = nan.any(axis=1) if drop is None else drop | nan.any(axis=1)
+        if drop is not None:
+            frame.filter(~drop)
 
     def row(self, values: dict[str, Any]) -> bool:
         dense = self.size is not None and self.size <= _DENSE_ROW
@@ -419,12 +470,16 @@ class VectorAssembler(Stage):
         for col in self.inputs:
             v = values[col]
             if isinstance(v, list):
+                if v and is_null(v[0]):
+                    return False  # a null vector: the frame path's job
                 out.extend(v)
                 parts.append(v)
             elif isinstance(v, NUMBER_TYPES):
                 x = float(v)
-                if x != x and not keep:
-                    return False  # a missing number: error or skip, the frame path's job
+                if x != x:
+                    if not keep:
+                        return False  # a missing number: error or skip, the frame path's job
+                    x = math.nan
                 out.append(x)
                 parts.append(x)
             elif isinstance(v, SparseRow):
@@ -465,7 +520,12 @@ class VectorAssembler(Stage):
 
 @register
 class ImputerModel(_Scalar):
-    """Replace missing values (null, NaN, or ``missingValue``) with the saved surrogate of each column."""
+    """Replace null and ``missingValue`` (NaN by default) with the saved surrogate, cast to the input's type.
+
+    Spark casts the result back to the input column's type: an integer column gets the surrogate
+    truncated, a float column gets it rounded to float32. The saved model does not say the type, so
+    it is the request's: declare such a column INT32/INT64/FP32 in modelport.toml's [signature].
+    """
 
     spark_classes = (_SPARK + "ImputerModel",)
 
@@ -483,11 +543,15 @@ class ImputerModel(_Scalar):
     def transform(self, frame: Frame) -> None:
         missing = self.missing
         for (src, dst), value in zip(self.pairs, self.surrogates, strict=True):
-            x = frame[src]
-            if x.dtype != np.float64:
-                x = x.astype(np.float64)
-            mask = np.isnan(x) if math.isnan(missing) else np.isnan(x) | (x == missing)
-            frame[dst] = np.where(mask, value, x) if mask.any() else x
+            col = frame[src]
+            x = col if col.dtype == np.float64 else col.astype(np.float64)
+            mask = np.isnan(x) if math.isnan(missing) else null_mask(x) | (x == missing)
+            out = np.where(mask, value, x) if mask.any() else x
+            if col.dtype.kind in "iu":
+                out = np.trunc(out)  # Spark's cast of the double back to an integer column
+            elif col.dtype.kind == "f" and col.dtype.itemsize < 8:
+                out = out.astype(col.dtype).astype(np.float64)
+            frame[dst] = out
 
     def row(self, values: dict[str, Any]) -> bool:
         missing = self.missing
@@ -496,7 +560,14 @@ class ImputerModel(_Scalar):
             if not isinstance(v, NUMBER_TYPES):
                 return False
             x = float(v)
-            values[dst] = value if x != x or x == missing else x
+            if x != x:
+                hit = missing != missing or is_null(x)
+            else:
+                hit = x == missing
+            if isinstance(v, int) and not isinstance(v, bool):
+                values[dst] = float(math.trunc(value)) if hit else x
+            else:
+                values[dst] = value if hit else x
         return True
 
 
@@ -546,12 +617,13 @@ class Bucketizer(_Scalar):
         for (src, dst), splits, keys in zip(self.pairs, self.splits, self.split_keys, strict=True):
             x = np.asarray(frame[src], dtype=np.float64)
             nan = np.isnan(x)
+            nulls = null_mask(x) if nan.any() else nan
             if nan.any():
-                if self.mode == "error":
+                if self.mode == "error" and (nan & ~nulls).any():
                     raise invalid(
-                        self.name, src, "NaN or null value; Bucketizer handleInvalid is 'error' (set 'keep' or 'skip')"
+                        self.name, src, "NaN value; Bucketizer handleInvalid is 'error' (set 'keep' or 'skip')"
                     )
-                if self.mode == "skip":
+                if self.mode == "skip":  # Spark drops rows with null or NaN in any input column
                     keep_mask = ~nan if keep_mask is None else keep_mask & ~nan
             xk = _order_keys(x)
             out = np.searchsorted(keys, xk, side="right").astype(np.float64) - 1.0
@@ -566,6 +638,7 @@ class Bucketizer(_Scalar):
                     f"value {v!r} out of Bucketizer bounds [{float(splits[0])!r}, {float(splits[-1])!r}]",
                 )
             out[nan] = len(splits) - 1
+            out[nulls] = NULL  # keep and error: Spark's udf answers null for null
             frame[dst] = out
         if keep_mask is not None:
             frame.filter(keep_mask)
@@ -577,9 +650,9 @@ class Bucketizer(_Scalar):
                 return False
             x = float(v)
             if x != x:
-                if self.mode != "keep":
+                if self.mode == "skip" or (self.mode == "error" and not is_null(x)):
                     return False
-                values[dst] = float(len(splits) - 1)
+                values[dst] = NULL if is_null(x) else float(len(splits) - 1)
             elif x == splits[-1]:
                 values[dst] = float(len(splits) - 2)
             else:
@@ -605,6 +678,7 @@ class Binarizer(Stage):
         else:
             self.thresholds = [as_float(param_or(meta, "threshold", 0.0))] * len(self.pairs)
         self.kinds: dict[str, ColumnInfo] = {}
+        self.null_is_null = meta.spark_version[0] < 4  # Spark 4 compares with a column expression: null -> 0.0
 
     def setup(self, schema: Schema) -> None:
         for src, dst in self.pairs:
@@ -628,7 +702,8 @@ class Binarizer(Stage):
                 frame[dst] = out
             else:
                 dense = to_dense(x) if sp.issparse(x) else np.asarray(x, dtype=np.float64)
-                frame[dst] = (dense > t).astype(np.float64)
+                out = (dense > t).astype(np.float64)
+                frame[dst] = with_nulls(out, null_mask(dense)) if dense.ndim == 1 and self.null_is_null else out
 
     def row(self, values: dict[str, Any]) -> bool:
         for (src, dst), t in zip(self.pairs, self.thresholds, strict=True):
@@ -642,7 +717,7 @@ class Binarizer(Stage):
             elif isinstance(v, list):
                 values[dst] = [1.0 if x > t else 0.0 for x in v]
             elif isinstance(v, NUMBER_TYPES):
-                values[dst] = 1.0 if float(v) > t else 0.0
+                values[dst] = NULL if self.null_is_null and is_null(v) else 1.0 if float(v) > t else 0.0
             else:
                 return False
         return True

@@ -83,8 +83,8 @@ def _vector_sources(stages: list[Stage]) -> dict[str, tuple[int, ...]]:
     for stage in stages:
         for col in stage.inputs:
             if col not in produced and col not in found:
-                _, shape = _source_spec(stage, col)
-                if len(shape) == 2:
+                dt, shape = _source_spec(stage, col)
+                if len(shape) == 2 and dt != "BYTES":
                     found[col] = shape
         produced.update(stage.outputs)
     return found
@@ -121,9 +121,10 @@ class SparkPipeline:
                     if len(shape) == 1 and col in vector_sources:
                         dt, shape = "FP64", vector_sources[col]
                     sources[col] = (dt, shape)
-                    kind = "vector" if len(shape) == 2 else "string" if dt == "BYTES" else "number"
-                    size = shape[1] if len(shape) == 2 and shape[1] > 0 else None
-                    schema[col] = ColumnInfo(kind, size, attrs=_source_attrs(kind, col, size))
+                    kind = _source_kind(dt, shape)
+                    size = shape[1] if kind == "vector" and shape[1] > 0 else None
+                    held = "string" if kind == "text" else kind
+                    schema[col] = ColumnInfo(held, size, attrs=_source_attrs(held, col, size))
             setup_stage(stage, schema)
             for col in stage.outputs:
                 produced[col] = stage
@@ -140,6 +141,7 @@ class SparkPipeline:
         else:
             names = [c for c in produced if not consumed_after[c]]
         self.sources = tuple(sources)
+        self._token_sources = [n for n, (dt, shape) in sources.items() if _source_kind(dt, shape) == "tokens"]
         out_specs = []
         self._outputs: list[tuple[str, str]] = []
         for name in names:
@@ -158,10 +160,7 @@ class SparkPipeline:
         self.row_blockers = [s.describe() for s, step in zip(stages, steps, strict=True) if step is None]
         if not self.row_blockers and sources:
             self._row_steps = [step for step in steps if step is not None]
-            self._row_sources = [
-                (n, "vector" if len(shape) == 2 else "string" if dt == "BYTES" else "number")
-                for n, (dt, shape) in sources.items()
-            ]
+            self._row_sources = [(n, _source_kind(dt, shape)) for n, (dt, shape) in sources.items()]
         #: how a one-row batch is computed: "row" (per-row Python) or "frame" (the columnar path)
         self.one_row_path = "row" if self._row_steps is not None else "frame"
         runtime = dict.fromkeys(names, "modelport.sparkml")
@@ -181,6 +180,8 @@ class SparkPipeline:
             arr = batch[name]
             columns[name] = arr
             n = arr.shape[0]
+        for name in self._token_sources:
+            columns[name] = _token_rows(columns[name])
         frame = Frame(columns, n)
         # A big batch builds millions of small containers (token lists) that live until the run ends;
         # the cyclic GC would scan them again and again (~40% of a text pipeline's time), so it pauses.
@@ -207,8 +208,14 @@ class SparkPipeline:
                 if len(shape) != 2 or shape[0] != 1 or arr.dtype.kind not in "fiub":
                     return None
                 values[name] = (arr[0] if arr.dtype == np.float64 else arr[0].astype(np.float64)).tolist()
+            elif kind == "tokens":
+                if len(shape) != 2 or shape[0] != 1:
+                    return None
+                values[name] = _token_rows(arr)[0]
             elif shape != (1,) or (kind == "number" and arr.dtype.kind not in "fiub"):
                 return None
+            elif arr.dtype.kind == "f" and arr.dtype.itemsize < 8:
+                return None  # a float32 column: stages that cast back to the input type need the frame path
             else:
                 values[name] = arr.item()  # a Python scalar (or the object itself)
         return values
@@ -261,6 +268,25 @@ class SparkPipeline:
                 return result, np.arange(1)
         frame = self._run(batch)
         return {name: _encode(frame[name], kind) for name, kind in self._outputs}, frame.index
+
+
+def _source_kind(datatype: str, shape: tuple[int, ...]) -> str:
+    """How a pipeline source is held: ``vector``, ``tokens`` (BYTES rows of strings), ``text`` or ``number``."""
+    if len(shape) == 2:
+        return "tokens" if datatype == "BYTES" else "vector"
+    return "text" if datatype == "BYTES" else "number"
+
+
+def _token_rows(arr: np.ndarray) -> np.ndarray:
+    """A ``(rows, k)`` BYTES input as one token list per row; trailing nulls pad shorter rows and are dropped."""
+    out = np.empty(arr.shape[0], dtype=object)
+    if arr.ndim != 2:
+        return arr  # already one list per row (the in-process API)
+    for i, row in enumerate(arr.tolist()):
+        while row and row[-1] is None:
+            row.pop()
+        out[i] = row
+    return out
 
 
 def _rows(batch: Batch) -> int:

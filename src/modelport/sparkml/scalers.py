@@ -166,7 +166,7 @@ class MinMaxScalerModel(_VectorMap):
         with np.errstate(divide="ignore", invalid="ignore"):
             self.scale = np.where(rng != 0, span / rng, 0.0)
         self.const = self.scale == 0
-        self.mid = 0.5 * span + self.out_min
+        self.mid = (self.out_min + float(param_or(meta, "max", 1.0))) / 2  # Spark's constantOutput, same order
         self.row_tables = (self.lo.tolist(), self.scale.tolist(), self.const.tolist())
 
     def transform(self, frame: Frame) -> None:
@@ -241,7 +241,12 @@ class ElementwiseProduct(_VectorMap):
 
 @register
 class Normalizer(_VectorMap):
-    """Divide each vector by its p-norm (unchanged when the norm is 0)."""
+    """Divide each vector by its p-norm (unchanged when the norm is 0), in Spark's arithmetic order.
+
+    ``Vectors.norm`` sums the stored values one after another (no pairwise summation), ignores
+    NaN for p = inf (``if (v > max)``), and each value is divided by the norm, never multiplied
+    by its reciprocal.
+    """
 
     spark_classes = (_SPARK + "Normalizer",)
 
@@ -251,24 +256,37 @@ class Normalizer(_VectorMap):
         if self.p < 1:
             raise ModelLoadError(f"{meta.path}: Normalizer p must be >= 1, got {self.p}")
 
+    def _norms(self, values: np.ndarray) -> np.ndarray:
+        """Row norms of ``values`` (rows, k), summed column after column as Spark's loop does."""
+        p = self.p
+        acc = np.zeros(values.shape[0])
+        if math.isinf(p):
+            for j in range(values.shape[1]):
+                a = np.abs(values[:, j])
+                np.copyto(acc, a, where=a > acc)
+            return acc
+        for j in range(values.shape[1]):
+            v = values[:, j]
+            acc += np.abs(v) if p == 1 else v * v if p == 2 else np.abs(v) ** p
+        return acc if p == 1 else np.sqrt(acc) if p == 2 else acc ** (1.0 / p)
+
     def transform(self, frame: Frame) -> None:
         x = self._input(frame)
-        dense = to_dense(x)
-        a = np.abs(dense)
-        p = self.p
-        if p == 1:
-            norm = a.sum(axis=1)
-        elif p == 2:
-            norm = np.sqrt((dense * dense).sum(axis=1))
-        elif math.isinf(p):
-            norm = a.max(axis=1) if a.shape[1] else np.zeros(len(a))
-        else:
-            norm = (a**p).sum(axis=1) ** (1.0 / p)
-        norm = np.where(norm == 0, 1.0, norm)
         if sp.issparse(x):
-            frame[self.out_col] = sp.csr_matrix(x.multiply(1.0 / norm[:, None]))
+            x = sp.csr_matrix(x, dtype=np.float64)
+            counts = np.diff(x.indptr)
+            stored = np.zeros((x.shape[0], int(counts.max()) if counts.size else 0))
+            rows = np.repeat(np.arange(x.shape[0]), counts)
+            stored[rows, np.arange(len(x.data)) - np.repeat(x.indptr[:-1], counts)] = x.data
+            norm = self._norms(stored)  # the stored values in order, zeros after them add nothing
+            norm = np.where(norm == 0, 1.0, norm)
+            out = x.copy()
+            out.data = out.data / np.repeat(norm, counts)
+            frame[self.out_col] = out
         else:
-            frame[self.out_col] = dense / norm[:, None]
+            dense = to_dense(x)
+            norm = self._norms(dense)
+            frame[self.out_col] = dense / np.where(norm == 0, 1.0, norm)[:, None]
 
     def row(self, values: dict[str, Any]) -> bool:
         x = self.row_input(values)
@@ -276,20 +294,19 @@ class Normalizer(_VectorMap):
             return False
         present = x.values if isinstance(x, SparseRow) else x  # zeros add nothing to any p-norm
         p = self.p
-        if p == 1:
-            norm = sum([abs(v) for v in present], 0.0)
-        elif p == 2:
-            norm = math.sqrt(sum([v * v for v in present], 0.0))
-        elif math.isinf(p):
-            mags = [abs(v) for v in present]
-            norm = math.nan if any(v != v for v in mags) else max(mags, default=0.0)  # np.max keeps NaN
+        norm = 0.0
+        if math.isinf(p):
+            for v in present:
+                if abs(v) > norm:
+                    norm = abs(v)
         else:
-            norm = sum([abs(v) ** p for v in present], 0.0) ** (1.0 / p)
+            for v in present:  # one after another (builtin sum() compensates from Python 3.12)
+                norm += abs(v) if p == 1 else v * v if p == 2 else abs(v) ** p
+            norm = norm if p == 1 else math.sqrt(norm) if p == 2 else norm ** (1.0 / p)
         if norm == 0:
             norm = 1.0
         if isinstance(x, SparseRow):
-            inv = 1.0 / norm
-            values[self.out_col] = SparseRow(x.size, x.indices, [v * inv for v in x.values])
+            values[self.out_col] = SparseRow(x.size, x.indices, [v / norm for v in x.values])
         else:
             values[self.out_col] = [v / norm for v in x]
         return True

@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 _SPARK = "org.apache.spark.ml.feature."
+TOKENS_SPEC: tuple[str, tuple[int, ...]] = ("BYTES", (-1, -1))
+"""A pipeline input holding token lists (``array<string>``): one row of strings per request row, right-padded
+with null when rows differ in length."""
 
 
 def _java_len(s: str) -> int:
@@ -186,6 +189,9 @@ class StopWordsRemover(Stage):
     def input_datatype(self, column: str) -> str:
         return "BYTES"
 
+    def input_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return TOKENS_SPEC
+
     def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
         return "BYTES", (-1, -1)
 
@@ -230,6 +236,9 @@ class NGram(_TextStage):
         self.n = int(param_or(meta, "n", 2))
 
     row_input = list
+
+    def input_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return TOKENS_SPEC
 
     def fn(self, value: Any) -> list[str]:
         n = self.n
@@ -331,6 +340,9 @@ class HashingTF(_VectorOut):
     def input_datatype(self, column: str) -> str:
         return "BYTES"
 
+    def input_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return TOKENS_SPEC
+
     def _table(self, terms: list[str]) -> dict[str, int]:
         """A term -> bucket table that holds every term in ``terms``."""
         table = self._buckets
@@ -421,6 +433,9 @@ class CountVectorizerModel(_VectorOut):
     def input_datatype(self, column: str) -> str:
         return "BYTES"
 
+    def input_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
+        return TOKENS_SPEC
+
     def transform(self, frame: Frame) -> None:
         col = frame[self.in_col]
         vocab, min_tf = self.vocab, self.min_tf
@@ -499,7 +514,12 @@ class IDFModel(_VectorOut):
 
 @register
 class FeatureHasher(_VectorOut):
-    """Hashes numeric columns by name (value added) and string/boolean/categorical ones as ``name=value`` (1.0)."""
+    """Hashes numbers by column name (value added) and strings/booleans/categoricalCols as ``name=value`` (1.0).
+
+    Nulls add nothing; a NaN number adds NaN, as in Spark. The saved model does not say which
+    source columns were text, so they are typed BYTES and each value is hashed by its own kind:
+    a JSON string as a category, a JSON number as a number, true/false as a boolean.
+    """
 
     spark_classes = (_SPARK + "FeatureHasher",)
 
@@ -510,35 +530,40 @@ class FeatureHasher(_VectorOut):
         self.name = f"FeatureHasher ({meta.uid})"
 
     def input_datatype(self, column: str) -> str:
-        return "BYTES" if column in self.categorical else "FP64"
+        return "BYTES"
+
+    def _column(self, name: str, col: np.ndarray, acc: dict[tuple[int, int], float]) -> None:
+        from modelport.sparkml.vectors import java_double_str, null_mask
+
+        size = self.size
+        categorical = name in self.categorical
+        name_bucket = _hash3(name) % size
+        nulls = null_mask(col).tolist() if col.dtype.kind in "fO" else [False] * len(col)
+        for i, (v, null) in enumerate(zip(col.tolist(), nulls, strict=True)):
+            if null:
+                continue  # Spark skips a null cell
+            if isinstance(v, str | bool) or categorical:
+                if isinstance(v, bool):
+                    text = "true" if v else "false"
+                elif isinstance(v, float):
+                    text = java_double_str(v)
+                else:
+                    text = str(v)
+                key = (i, _hash3(f"{name}={text}") % size)
+                acc[key] = acc.get(key, 0.0) + 1.0
+            elif isinstance(v, int | float):
+                key = (i, name_bucket)
+                acc[key] = acc.get(key, 0.0) + float(v)
+            else:
+                from modelport.sparkml.vectors import invalid
+
+                raise invalid(self.name, name, f"value {v!r} is neither a string, a number nor a boolean")
 
     def transform(self, frame: Frame) -> None:
-        from modelport.sparkml.vectors import java_double_str
-
-        n, size = frame.n, self.size
         acc: dict[tuple[int, int], float] = {}
         for name in self.inputs:
-            col = frame[name]
-            is_text = col.dtype == object
-            is_bool = col.dtype == np.bool_
-            if is_text or is_bool or name in self.categorical:
-                for i, v in enumerate(col.tolist()):
-                    if v is None or (not is_text and not is_bool and v != v):
-                        continue
-                    if is_bool:
-                        text = "true" if v else "false"
-                    elif isinstance(v, float):
-                        text = java_double_str(v)
-                    else:
-                        text = str(v)
-                    key = (i, _hash3(f"{name}={text}") % size)
-                    acc[key] = acc.get(key, 0.0) + 1.0
-            else:
-                idx = _hash3(name) % size
-                for i, v in enumerate(np.asarray(col, dtype=np.float64).tolist()):
-                    key = (i, idx)
-                    acc[key] = acc.get(key, 0.0) + v
+            self._column(name, frame[name], acc)
         rows = np.fromiter((k[0] for k in acc), dtype=np.int64, count=len(acc))
         cols = np.fromiter((k[1] for k in acc), dtype=np.int64, count=len(acc))
         vals = np.fromiter(acc.values(), dtype=np.float64, count=len(acc))
-        frame[self.outputs[0]] = sparse_rows(rows, cols, vals, n, size)
+        frame[self.outputs[0]] = sparse_rows(rows, cols, vals, frame.n, self.size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
+import struct
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from modelport.errors import InvalidInput, ModelLoadError
+from modelport.signature import NULL, NULL_BITS
 from modelport.sparkml.reader import StageMeta
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "SparseRow",
     "as_float",
     "invalid",
+    "is_null",
     "java_double_str",
+    "null_mask",
     "n_rows",
     "param_vector",
     "row_array",
@@ -37,6 +41,7 @@ __all__ = [
     "sparse_rows",
     "VECTOR_TYPES",
     "to_dense",
+    "with_nulls",
 ]
 
 DENSE_LIMIT = 1 << 16
@@ -72,6 +77,34 @@ def sparse_rows(
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return sp.csr_matrix((values, cols, indptr), shape=(n, size))
+
+
+def null_mask(col: np.ndarray) -> np.ndarray:
+    """Cells of a column that hold Spark's null: ``None``, or the request's null in a float column.
+
+    A float column carries a JSON ``null`` as :data:`~modelport.signature.NULL` (a NaN with its own
+    payload), so a real NaN stays NaN, as in Spark.
+    """
+    if col.dtype == np.float64:
+        return np.ascontiguousarray(col).view(np.uint64) == NULL_BITS
+    if col.dtype == object:
+        return np.fromiter((v is None or is_null(v) for v in col.ravel()), bool, col.size).reshape(col.shape)
+    return np.zeros(col.shape, dtype=bool)
+
+
+def is_null(v: Any) -> bool:
+    """One row-path value is Spark's null (``None`` or the request's null NaN)."""
+    if v is None:
+        return True
+    return isinstance(v, float) and v != v and struct.unpack("<Q", struct.pack("<d", v))[0] == NULL_BITS
+
+
+def with_nulls(out: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+    """``out`` (float64) with Spark's null where ``nulls`` is set."""
+    if nulls.any():
+        out = np.array(out, dtype=np.float64)
+        out[nulls] = NULL
+    return out
 
 
 def as_float(value: Any) -> float:

@@ -5,8 +5,9 @@ Saved nodes carry pre-order ids from 0; leaves have children -1. A continuous sp
 sends ``x <= threshold`` left (NaN goes right); a categorical split sends ``x`` left when
 it equals one of the stored left categories; a value that is none of the node's own
 ``numCategories`` categories (NaN, unseen, non-integer) goes right, or left when the left
-side holds more than half of that node's categories (Spark then keeps the right ones). All trees of a model are stacked into one
-node table and every row walks all trees at once, one level per numpy step; a leaf
+side holds more than half of that node's categories (Spark then keeps the right ones).
+All trees of a model are stacked into one node table and every row walks all trees at once,
+one level per numpy step; a leaf
 points to itself so rows that reach it early simply stay.
 
 Outputs: a decision tree classifier's raw is the leaf's class counts; a random forest
@@ -231,6 +232,29 @@ class _Forest:
         return cur
 
 
+def _tree_sum(values: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+    """``Σ_t values[leaf_t]`` per row, one tree after another as Spark's loop adds them.
+
+    ``values[leaves].sum(axis=...)`` may be reordered by numpy (pairwise summation), which
+    changes the last bits against Spark's sequential sum.
+    """
+    acc = np.zeros((leaves.shape[0], *values.shape[1:]))
+    for t in range(leaves.shape[1]):
+        acc += values[leaves[:, t]]
+    return acc
+
+
+def _gbt_sum(values: np.ndarray, leaves: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``Σ_t weight_t · leaf_t`` per row for GBT models.
+
+    Spark takes it with ``BLAS.ddot``, on Java 17+ SIMD lanes with fused multiply-adds whose order
+    depends on the CPU; numpy's (partly pairwise) sum lands closer to it than a sequential sum
+    (measured: half the rows bit-equal against a sixth; worst relative difference 5.5e-16).
+    """
+    out: np.ndarray = (weights[:, None] * values[leaves.T]).sum(axis=0)
+    return out
+
+
 def _num(meta: StageMeta, key: str) -> int:
     value = meta.raw.get(key)
     if value is None:
@@ -263,7 +287,9 @@ class _TreeClassifier(ProbabilisticClassifierStage):
             return np.where(total != 0, raw / np.where(total != 0, total, 1.0), raw)
 
     def prob_row(self, raw: list[float]) -> list[float]:
-        total = sum(raw, 0.0)
+        total = 0.0
+        for v in raw:  # one after another, as Spark (builtin sum() compensates from Python 3.12)
+            total += v
         return [v / total for v in raw] if total != 0 else list(raw)
 
     def summary(self) -> str:
@@ -321,9 +347,7 @@ class RandomForestClassificationModel(_TreeClassifier):
         return acc
 
     def predict_raw(self, x: Any) -> np.ndarray:
-        leaves = self.forest.leaves(x)
-        out: np.ndarray = self.votes[leaves.T].sum(axis=0)  # trees on axis 0: summed in tree order
-        return out
+        return _tree_sum(self.votes, self.forest.leaves(x))
 
 
 @register
@@ -344,9 +368,7 @@ class GBTClassificationModel(ProbabilisticClassifierStage):
         self.check_thresholds()
 
     def margin(self, x: Any) -> np.ndarray:
-        leaves = self.forest.leaves(x)
-        out: np.ndarray = (self.weights[:, None] * self.forest.prediction[leaves.T]).sum(axis=0)
-        return out
+        return _gbt_sum(self.forest.prediction, self.forest.leaves(x), self.weights)
 
     def predict_raw(self, x: Any) -> np.ndarray:
         m = self.margin(x)
@@ -457,8 +479,7 @@ class RandomForestRegressionModel(_TreeRegressor):
     spark_classes = ("org.apache.spark.ml.regression.RandomForestRegressionModel",)
 
     def predict(self, x: Any) -> np.ndarray:
-        leaves = self.forest.leaves(x)
-        out: np.ndarray = self.forest.prediction[leaves.T].sum(axis=0) / self.forest.n_trees
+        out: np.ndarray = _tree_sum(self.forest.prediction, self.forest.leaves(x)) / self.forest.n_trees
         return out
 
     def predict_row(self, leaves: list[int]) -> float:
@@ -481,9 +502,7 @@ class GBTRegressionModel(_TreeRegressor):
         self.weights_list: list[float] = self.weights.tolist()
 
     def predict(self, x: Any) -> np.ndarray:
-        leaves = self.forest.leaves(x)
-        out: np.ndarray = (self.weights[:, None] * self.forest.prediction[leaves.T]).sum(axis=0)
-        return out
+        return _gbt_sum(self.forest.prediction, self.forest.leaves(x), self.weights)
 
     def predict_row(self, leaves: list[int]) -> float:
         pred, weights = self.forest.prediction_list, self.weights_list

@@ -101,9 +101,13 @@ def test_model_state_and_load_time_from_the_repository(repo_dir: Path) -> None:
 
 
 def test_every_exported_name_is_listed() -> None:
+    from modelport import faults
+
     metrics = Metrics()
     metrics.observe(_record())
     metrics.observe_inference("m", 1, 0.1, 1)
+    for kind, (_, _, labels) in faults.FAULTS.items():  # counted per process, shown by every store
+        faults.count(kind, *("m" for _ in labels))
     from prometheus_client.parser import text_string_to_metric_families
 
     names = {f.name for f in text_string_to_metric_families(_text(metrics))}

@@ -83,7 +83,9 @@ def close(
         at = tuple(int(v) for v in np.argwhere(np.atleast_1d(bad))[0])
         g, w = np.atleast_1d(got_a)[at], np.atleast_1d(want_a)[at]
         with np.errstate(invalid="ignore", divide="ignore"):
-            rel = float(np.nanmax(np.abs(g64 - w64)[bad] / np.maximum(np.abs(w64[bad]), np.finfo(np.float64).tiny)))
+            ratios = np.abs(g64 - w64)[bad] / np.maximum(np.abs(w64[bad]), np.finfo(np.float64).tiny)
+        finite_ratios = ratios[~np.isnan(ratios)]  # NaN against a number has no relative difference
+        rel = float(finite_ratios.max()) if finite_ratios.size else float("nan")
         return (
             f"{int(np.sum(bad))} of {bad.size} values differ beyond rtol={r:g} "
             f"(at {list(at)}: {g!r} instead of {w!r}; worst relative difference {rel:.3g})"

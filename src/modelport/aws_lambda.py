@@ -21,7 +21,18 @@ _lock = threading.Lock()
 _handler: Any = None
 
 
-def make_handler(root: str, *, auth_token: str | None = None, max_body: int | None = None) -> Any:
+LAMBDA_REQUEST_TIMEOUT = 25.0
+"""Under the generated function's 30 s timeout, so a slow model answers 504 with its message instead of
+Lambda killing the invocation (``MODELPORT_REQUEST_TIMEOUT`` overrides it)."""
+
+
+def make_handler(
+    root: str,
+    *,
+    auth_token: str | None = None,
+    max_body: int | None = None,
+    request_timeout: float | None = LAMBDA_REQUEST_TIMEOUT,
+) -> Any:
     """A Lambda handler (``handler(event, context) -> response``) over the models at ``root``."""
     from mangum import Mangum
 
@@ -35,6 +46,7 @@ def make_handler(root: str, *, auth_token: str | None = None, max_body: int | No
         batching="off",
         poll_seconds=0,
         metrics=False,  # every container would count on its own; use CloudWatch's invocation metrics
+        request_timeout=request_timeout,
     )
     app = build_app(config)
     # lifespan "off": Mangum would run startup and shutdown around every event, closing the models.
@@ -48,8 +60,12 @@ def _from_env() -> Any:
     configure_logging("info", os.environ.get("MODELPORT_LOG_FORMAT", "json"))
     root = os.environ.get("MODELPORT_MODELS") or os.path.join(os.environ.get("LAMBDA_TASK_ROOT", "."), "models")
     body = os.environ.get("MODELPORT_MAX_BODY")
+    timeout = os.environ.get("MODELPORT_REQUEST_TIMEOUT")
     return make_handler(
-        root, auth_token=os.environ.get("MODELPORT_AUTH_TOKEN") or None, max_body=_parse_size(body) if body else None
+        root,
+        auth_token=os.environ.get("MODELPORT_AUTH_TOKEN") or None,
+        max_body=_parse_size(body) if body else None,
+        request_timeout=(float(timeout) or None) if timeout else LAMBDA_REQUEST_TIMEOUT,
     )
 
 

@@ -503,8 +503,13 @@ class DataPlane:
                 log.exception("observer %r failed", observer)
 
     def close(self) -> None:
-        """At shutdown: stop the decoding process and close the observers."""
+        """At shutdown: stop the decoding process and the shadow copies, and close the observers."""
         self._decoder.close()
+        for task in list(self._shadow_tasks):
+            task.cancel()
+        pool, self._shadow_pool = self._shadow_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)  # a hung shadow call must not hold up the exit
         self.close_observers()
 
     def close_observers(self) -> None:

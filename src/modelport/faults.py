@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from modelport.hotmetrics import HotMetrics
 
-__all__ = ["FAULTS", "attach", "count"]
+__all__ = ["FAULTS", "attach", "count", "forget"]
 
 FAULTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "payload_log_write": (
@@ -51,6 +51,12 @@ def attach(store: HotMetrics) -> None:
         totals = list(_totals.items())
     for (kind, labels), value in totals:
         store.count(store.faults[kind], labels, value)
+
+
+def forget() -> None:
+    """Drop the totals a forked worker inherited from the process that loaded before forking."""
+    with _lock:
+        _totals.clear()
 
 
 def count(kind: str, *labels: str) -> None:

@@ -70,7 +70,7 @@ class HotMetrics:
     def __init__(self, latency_buckets: tuple[float, ...], batch_buckets: tuple[float, ...]) -> None:
         self.requests = _Family(
             "modelport_requests",
-            "Requests answered, by model, version, protocol (v1, v2, other) and HTTP status.",
+            "Requests answered, by model, version, protocol (v1, v2, grpc, other) and HTTP status.",
             ("model", "version", "protocol", "status"),
             None,
         )

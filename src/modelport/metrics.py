@@ -57,6 +57,10 @@ METRIC_NAMES = (
     "modelport_payload_log_queue_depth",
     "modelport_payload_log_records_total",
     "modelport_stuck_calls",
+    # faults.py: what the server survived
+    "modelport_payload_log_write_errors_total",
+    "modelport_model_load_failures_total",
+    "modelport_repository_poll_failures_total",
 )
 
 

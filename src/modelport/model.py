@@ -95,6 +95,9 @@ class Model:
         # Per-response strings, made once.
         self.version_text = str(version)
         self.version_header = (b"x-model-version", self.version_text.encode())
+        from modelport.flavors import runs_user_code
+
+        self._user_code = runs_user_code(predictor)
         self._variants: dict[str, Model] = {}
 
     def for_signature(self, signature_name: object) -> Model:
@@ -149,7 +152,7 @@ class Model:
         except ModelportError:
             raise
         except Exception as exc:
-            said = rejected_input(exc)
+            said = None if self._user_code else rejected_input(exc)
             if said is not None:  # the framework refused the client's values: the client's to fix
                 raise ModelRejectedInput(
                     f"model '{self.name}' version {self.version} rejected the input: {self.flavor} says: {said}"

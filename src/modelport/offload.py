@@ -13,6 +13,7 @@ from its signature, so the same checks give the same messages as on the event lo
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -24,6 +25,8 @@ from modelport.inference import Decodable, InferRequest
 from modelport.signature import InputPlan, Signature
 
 __all__ = ["Decoder", "ModelView"]
+
+log = logging.getLogger("modelport.dataplane")
 
 _plans: dict[tuple[str, int], tuple[Signature, InputPlan]] = {}
 
@@ -48,13 +51,23 @@ class Decoder:
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
+        self._unavailable = False
 
     async def decode(
         self, decode: Callable[[Decodable], InferRequest], name: str, version: int, signature: Signature
     ) -> InferRequest:
+        if self._unavailable:
+            return await asyncio.to_thread(_decode, decode, name, version, signature)
         if self._pool is None:
-            # spawn, never fork: the server's threads and gRPC's state must not be copied into the helper.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            try:
+                # spawn, never fork: the server's threads and gRPC's state must not be copied into the helper.
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            except (OSError, NotImplementedError) as exc:
+                # No POSIX semaphores (AWS Lambda has no /dev/shm): decode in a thread, which stalls the
+                # loop while it parses but answers; this process serves one request at a time there anyway.
+                log.warning("big bodies are decoded in a thread: no helper process here (%s)", exc)
+                self._unavailable = True
+                return await asyncio.to_thread(_decode, decode, name, version, signature)
         pool = self._pool
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, _decode, decode, name, version, signature)

@@ -373,16 +373,13 @@ async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
 async def test_model_failure_is_logged_with_the_request_id_and_counted(
     repository: Repository, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from modelport.metrics import Metrics, activate
+    from modelport.metrics import Metrics
 
     metrics = Metrics()
-    try:
-        async with make_client(repository, metrics=metrics, observers=[metrics]) as c:
-            failed = await c.post("/v2/models/exploding/infer", json=v2([1.0, 2.0], shape=[1, 2]))
-            refused = await c.post("/v1/models/wine:predict", json={"instances": [[None, *ROW[1:]]]})
-            text = (await c.get("/metrics")).text
-    finally:
-        activate(None)
+    async with make_client(repository, metrics=metrics, observers=[metrics]) as c:
+        failed = await c.post("/v2/models/exploding/infer", json=v2([1.0, 2.0], shape=[1, 2]))
+        refused = await c.post("/v1/models/wine:predict", json={"instances": [[None, *ROW[1:]]]})
+        text = (await c.get("/metrics")).text
     assert failed.status_code == 500 and refused.status_code == 400
     rid = failed.headers["x-request-id"]
     # The operator finds the cause under the id the client was given.
@@ -402,3 +399,12 @@ async def test_outputs_a_kernel_returns_as_a_view_are_encoded(client: httpx.Asyn
     r = await client.post("/v1/models/wine_forest:predict", json={"inputs": [[True, False] * 6 + [True]] * 2})
     assert r.status_code == 200, r.text
     assert len(r.json()["outputs"]["predict_proba"]) == 2
+
+
+@pytest.mark.parametrize("name", [["x"], {"a": 1}, 3, None])
+async def test_an_output_name_that_is_not_a_string_is_a_400(client: httpx.AsyncClient, name: object) -> None:
+    """Found in review: a list as an output name reached a dict key (500, unhashable type)."""
+    body = {**v2(ROW, shape=[1, 13]), "outputs": [{"name": name, "parameters": {"binary_data": True}}]}
+    r = await client.post("/v2/models/wine/infer", json=body)
+    assert r.status_code == 400
+    assert r.json() == {"error": "model 'wine': 'outputs' must be a list of objects with a string 'name'"}

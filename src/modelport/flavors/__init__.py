@@ -146,13 +146,11 @@ def load_predictor(flavor: str, path: Path, config: ModelConfig) -> Predictor:
 _WRAPPED = ("inner", "native", "_native", "predictor")
 
 
-def fork_safe(predictor: object) -> bool:
-    """False when ``predictor``, or a predictor it wraps, declares ``fork_safe = False``.
+def declares(predictor: object, name: str, value: object) -> bool:
+    """True when ``predictor``, or a predictor it wraps, sets attribute ``name`` to ``value``.
 
-    A flavor declares it when what it loaded (torch's thread pools, mlflow's runtime, a custom
-    model's threads) cannot be inherited by a forked worker; the process model asks this for
-    every loaded model before it forks. Wrapped predictors are found through instance
-    attributes only, so a lazily loaded native model (the compile cache's) is not loaded by asking.
+    Wrapped predictors are found through instance attributes only, so a lazily loaded native
+    model (the compile cache's) is not loaded by asking.
     """
     stack, seen = [predictor], set()
     while stack:
@@ -160,13 +158,31 @@ def fork_safe(predictor: object) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if getattr(type(current), "fork_safe", True) is False:
-            return False
         own = getattr(current, "__dict__", {})
-        if own.get("fork_safe", True) is False:
-            return False
-        stack.extend(own.get(name) for name in _WRAPPED)
-    return True
+        if own.get(name, getattr(type(current), name, None)) == value:
+            return True
+        stack.extend(own.get(wrapped) for wrapped in _WRAPPED)
+    return False
+
+
+def fork_safe(predictor: object) -> bool:
+    """False when ``predictor``, or a predictor it wraps, declares ``fork_safe = False``.
+
+    A flavor declares it when what it loaded (torch's thread pools, mlflow's runtime, a custom
+    model's threads) cannot be inherited by a forked worker; the process model asks this for
+    every loaded model before it forks.
+    """
+    return not declares(predictor, "fork_safe", False)
+
+
+def runs_user_code(predictor: object) -> bool:
+    """True for flavors whose predict is the user's own Python (custom models, MLflow pyfunc).
+
+    A framework error raised from inside user code may be the code's own bug, so it is not taken
+    for a refusal of the client's values: such code marks client errors by raising modelport's
+    error classes (docs/models.md).
+    """
+    return declares(predictor, "user_code", True)
 
 
 def read_json(path: Path) -> object:

@@ -86,6 +86,7 @@ class PyfuncPredictor:
 
     # mlflow and the model's own code may start threads or runtimes a forked worker cannot inherit.
     fork_safe = False
+    user_code = True  # see flavors.runs_user_code
 
     def __init__(
         self, model: Any, signature: Signature, columns: bool, kind: str, source: str, mlmodel: dict[str, Any]

@@ -152,6 +152,8 @@ def load(path: Path, config: ModelConfig) -> PythonPredictor:
 class PythonPredictor:
     """Runs ``postprocess(predict(preprocess(batch)))`` and holds the answer to the declared outputs."""
 
+    user_code = True  # client errors are the InvalidInput the class raises (flavors.runs_user_code)
+
     def __init__(self, model: CustomModel, signature: Signature, entrypoint: str, source: str) -> None:
         self.model = model
         self.signature = signature

@@ -145,6 +145,12 @@ def worker_app(
     from modelport.logs import configure_logging
 
     configure_logging(config.log_level, config.log_format)  # a handler (and flusher) of this process's own
+    if repository is not None:
+        # Forked after the parent's load: its fault counts (a version that failed to load) came along, and
+        # every worker would show them again; the parent's log has them.
+        from modelport import faults
+
+        faults.forget()
     app = build_app(config, repository, metrics_dir)
     watch_drain(drain, app)
     return GuardedApp(app, body_timeout=config.body_timeout)
@@ -188,40 +194,40 @@ def serve(config: ServeConfig) -> None:
     )
     configure_logging(config.log_level, config.log_format)  # granian's Server() re-read logging's config
     metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-") if config.metrics and config.workers > 1 else None
-    drain = DrainFlag()
-    # A trial load in a short-lived child says whether forking after a load is safe, and fills the
-    # compile cache, without leaving the frameworks it imported in this long-lived process.
-    trial = trial_load(config)
-    if trial is not None and trial[0] and trial[1]:
-        # That load compiled kernels into the cache (importing their framework): one from the cache may not.
+    try:  # the metrics directory goes whatever happens, a failed load included
+        drain = DrainFlag()
+        # A trial load in a short-lived child says whether forking after a load is safe, and fills the
+        # compile cache, without leaving the frameworks it imported in this long-lived process.
         trial = trial_load(config)
-    repository: Repository | None = None
-    if trial is None or not trial[0]:  # safe to fork (or the trial failed: this load raises what it hit)
-        repository = Repository(config.root, compile=config.compile).load()
-        _report(repository, config)
-        unsafe = fork_unsafe(repository)
-    else:
-        unsafe = trial[0]
-    if unsafe is None:
-        multiprocessing.set_start_method("fork", force=True)
-        loader = partial(worker_app, config, repository, drain, metrics_dir)
-        if config.workers > 1:
-            log.info("forking %d workers after the load", config.workers)
-        gc.collect()
-        _trim_heap()
-        gc.freeze()  # what the parent loaded is never collected: workers will not touch (and copy) its pages
-    else:
-        # A forked worker would inherit the frameworks' threads without the threads themselves.
-        log.info("workers start as fresh interpreters and load the repository themselves: %s", unsafe)
-        multiprocessing.set_start_method("spawn", force=True)
-        if repository is not None:
-            repository.close()
+        if trial is not None and trial[0] and trial[1]:
+            # That load compiled kernels into the cache (importing their framework): one from the cache may not.
+            trial = trial_load(config)
+        repository: Repository | None = None
+        if trial is None or not trial[0]:  # safe to fork (or the trial failed: this load raises what it hit)
+            repository = Repository(config.root, compile=config.compile).load()
+            _report(repository, config)
+            unsafe = fork_unsafe(repository)
         else:
-            _report_plan(config)
-        loader = partial(worker_app, config, None, drain, metrics_dir)
-    server.on_startup(partial(drain_on_sigterm, drain, config.drain_seconds))
-    server.on_startup(_flush_logs)  # the last thing before the workers fork: they must not inherit buffered lines
-    try:
+            unsafe = trial[0]
+        if unsafe is None:
+            multiprocessing.set_start_method("fork", force=True)
+            loader = partial(worker_app, config, repository, drain, metrics_dir)
+            if config.workers > 1:
+                log.info("forking %d workers after the load", config.workers)
+            gc.collect()
+            _trim_heap()
+            gc.freeze()  # what the parent loaded is never collected: workers will not touch (and copy) its pages
+        else:
+            # A forked worker would inherit the frameworks' threads without the threads themselves.
+            log.info("workers start as fresh interpreters and load the repository themselves: %s", unsafe)
+            multiprocessing.set_start_method("spawn", force=True)
+            if repository is not None:
+                repository.close()
+            else:
+                _report_plan(config)
+            loader = partial(worker_app, config, None, drain, metrics_dir)
+        server.on_startup(partial(drain_on_sigterm, drain, config.drain_seconds))
+        server.on_startup(_flush_logs)  # the last thing before the workers fork: they must not inherit buffered lines
         server.serve(target_loader=loader, wrap_loader=False)
     finally:
         if metrics_dir is not None:

@@ -102,8 +102,10 @@ def decode_infer(model: Decodable, body: Any, binary: memoryview | None = None) 
     outputs = None
     requested = body.get("outputs")
     if requested is not None:
-        if not isinstance(requested, list) or not all(isinstance(o, dict) and "name" in o for o in requested):
-            raise BadRequest(f"model '{model.name}': 'outputs' must be a list of objects with a 'name'")
+        if not isinstance(requested, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
+        ):
+            raise BadRequest(f"model '{model.name}': 'outputs' must be a list of objects with a string 'name'")
         outputs = [o["name"] for o in requested]
     return batch, outputs
 

@@ -135,3 +135,22 @@ def test_missing_inner_pipeline_fails_at_load(spark: Any, tmp_path: Path, data: 
     shutil.rmtree(path / "pipelineModel")
     with pytest.raises(ModelLoadError, match="RFormulaModel has no pipelineModel/ directory"):
         modelport.load_model(path)
+
+
+def test_slicing_by_name_after_it_fails_at_load(spark: Any, tmp_path: Path, data: Any) -> None:
+    """Spark names RFormula's slots through a private attribute rewriter the runtime does not reproduce:
+    a VectorSlicer by name after it is refused at load, naming the slicer and the way out, never mis-sliced."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import RFormula, VectorSlicer
+
+    train, _ = data
+    stages = [
+        RFormula(formula="label ~ alcohol + grade"),
+        VectorSlicer(inputCol="features", outputCol="s", names=["alcohol"]),
+    ]
+    fitted = Pipeline(stages=stages).fit(_df(spark, train))
+    path = save_stage(fitted, tmp_path / "sliced")
+    with pytest.raises(
+        ModelLoadError, match=r"VectorSlicer selects features by name \(alcohol\).*save the VectorSlicer with indices"
+    ):
+        modelport.load_model(path)

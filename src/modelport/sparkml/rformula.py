@@ -12,8 +12,9 @@ temporary columns) and, for a string label or ``forceIndexLabel``, a StringIndex
 This stage runs that pipeline with the runtime's own stages. The label is training data: Spark
 indexes or casts it only when the label column is present, and a prediction request does not
 carry it, so the label indexer is not run and ``featuresCol`` is the stage's one output.
-The ML attribute names of ``featuresCol`` are not rewritten here, so they are left unknown (a
-VectorSlicer selecting by name downstream fails at load instead of selecting the wrong slot).
+The ML attributes of ``featuresCol`` (Spark renames them with ``VectorAttributeRewriter``) are not
+reproduced, so they are left unknown: a stage after it that needs them (VectorSlicer by name,
+Interaction) fails at load instead of selecting or encoding the wrong slots.
 """
 
 from __future__ import annotations
@@ -107,8 +108,7 @@ class RFormulaModel(Stage):
             setup_stage(stage, schema)
         info = schema[self.features_col]
         self._size = info.size
-        attrs = None if info.attrs is None else tuple((None, card) for _, card in info.attrs)
-        schema[self.features_col] = ColumnInfo("vector", info.size, attrs=attrs)
+        schema[self.features_col] = ColumnInfo("vector", info.size)  # attributes unknown: see the module docstring
         for col in self.prune:
             schema.pop(col, None)
 

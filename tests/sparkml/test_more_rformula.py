@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import modelport
 from modelport.errors import InvalidInput, ModelLoadError
 from tests.sparkml._stages import WINE_COLS, compare_all, save_stage, split, wine_rows
-from tests.sparkml.parity import batch_from, fit_save_load
+from tests.sparkml.parity import batch_from, collect, fit_save_load
+from tests.tolerance import assert_close
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]
 
@@ -154,3 +156,25 @@ def test_slicing_by_name_after_it_fails_at_load(spark: Any, tmp_path: Path, data
         ModelLoadError, match=r"VectorSlicer selects features by name \(alcohol\).*save the VectorSlicer with indices"
     ):
         modelport.load_model(path)
+
+
+def test_handle_invalid_skip_drops_the_rows_spark_drops(spark: Any, tmp_path: Path, data: Any) -> None:
+    """skip: rows with an unseen category or a NaN number are dropped (Spark's transform), NaN-filled by predict."""
+    from pyspark.ml.feature import RFormula
+
+    train, test = data
+    bad = [
+        dict(r, region="atlantis") if i % 3 == 0 else dict(r, alcohol=float("nan")) if i % 5 == 1 else r
+        for i, r in enumerate(test)
+    ]
+    fitted, model = fit_save_load(
+        [RFormula(formula="label ~ region + alcohol + grade:region", handleInvalid="skip")],
+        _df(spark, train),
+        tmp_path / "s",
+    )
+    want = collect(fitted.transform(_df(spark, bad).drop("label")), ["features"])["features"]
+    got = model.predict(batch_from(bad, model))["features"]
+    dropped = np.isnan(got).all(axis=1)
+    expect_dropped = np.array([i % 3 == 0 or i % 5 == 1 for i in range(len(bad))])
+    assert (dropped == expect_dropped).all()
+    assert_close(got[~dropped], want, what="features of the kept rows")

@@ -12,9 +12,10 @@ temporary columns) and, for a string label or ``forceIndexLabel``, a StringIndex
 This stage runs that pipeline with the runtime's own stages. The label is training data: Spark
 indexes or casts it only when the label column is present, and a prediction request does not
 carry it, so the label indexer is not run and ``featuresCol`` is the stage's one output.
-The ML attributes of ``featuresCol`` (Spark renames them with ``VectorAttributeRewriter``) are not
-reproduced, so they are left unknown: a stage after it that needs them (VectorSlicer by name,
-Interaction) fails at load instead of selecting or encoding the wrong slots.
+The ML attributes of ``featuresCol`` (Spark renames them with ``VectorAttributeRewriter``) are
+rebuilt from the formula's terms, so a VectorSlicer by name after it selects Spark's slots; with a
+vector term they are left unknown, and a stage after it that needs them fails at load instead of
+selecting the wrong slots.
 """
 
 from __future__ import annotations
@@ -108,9 +109,59 @@ class RFormulaModel(Stage):
             setup_stage(stage, schema)
         info = schema[self.features_col]
         self._size = info.size
-        schema[self.features_col] = ColumnInfo("vector", info.size)  # attributes unknown: see the module docstring
+        names = self._slot_names(schema)
+        attrs = tuple((n, 0) for n in names) if names is not None and len(names) == info.size else None
+        schema[self.features_col] = ColumnInfo("vector", info.size, attrs=attrs)
         for col in self.prune:
             schema.pop(col, None)
+
+    def _slot_names(self, schema: Schema) -> list[str] | None:
+        """The slot names Spark's attribute rewriter leaves on ``featuresCol``, or None where not modelled.
+
+        A number term is its column's name; a string term ``c`` is ``c_<label>`` for each one-hot slot
+        (the encoder's own slot count, so ``dropLast`` and ``keep`` come out as Spark's); an interaction
+        joins one name per input with ``:``, first input outermost, every category of a string input.
+        Vector terms (named by the vector's own attributes) are not modelled.
+        """
+        indexed: dict[str, tuple[str, ...]] = {}
+        onehot: dict[str, int] = {}
+        for stage in self.stages:
+            if stage.meta.cls == _INDEXER:
+                for src, dst in getattr(stage, "pairs", []):
+                    labels = schema.get(dst)
+                    if labels is None or labels.labels is None:
+                        return None
+                    indexed[src] = labels.labels
+            elif stage.meta.short_class == "OneHotEncoderModel":
+                for (src, _), size in zip(getattr(stage, "pairs", []), getattr(stage, "sizes", []), strict=False):
+                    onehot[src] = int(size)
+        by_index = {src: src for src in indexed}
+        for stage in self.stages:
+            if stage.meta.cls == _INDEXER:
+                for src, dst in getattr(stage, "pairs", []):
+                    by_index[dst] = src
+        names: list[str] = []
+        for term in self.terms:
+            parts: list[list[str]] = []
+            for col in term:
+                kind = schema.get(col)
+                if col in indexed:
+                    parts.append([f"{col}_{label}" for label in indexed[col]])
+                elif kind is not None and kind.kind == "number":
+                    parts.append([col])
+                else:
+                    return None
+            if len(term) == 1 and term[0] in indexed:
+                index_col = next((dst for dst, src in by_index.items() if src == term[0] and dst != src), None)
+                if index_col is None or index_col not in onehot:
+                    return None
+                names.extend(parts[0][: onehot[index_col]])
+                continue
+            combos = [""]
+            for part in parts:
+                combos = [f"{c}:{p}" if c else p for c in combos for p in part]
+            names.extend(combos)
+        return names
 
     def output_spec(self, column: str) -> tuple[str, tuple[int, ...]]:
         return "FP64", (-1, self._size if self._size is not None else -1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelport.errors import ModelLoadError
+from modelport.sparkml.features import OneHotEncoderModel, StringIndexerModel
 from modelport.sparkml.reader import StageMeta, read_data, read_metadata, stage_dirs
 from modelport.sparkml.stage import STAGES, ColumnInfo, Frame, RowStep, Schema, Stage, register, setup_stage
 
@@ -123,23 +124,19 @@ class RFormulaModel(Stage):
         joins one name per input with ``:``, first input outermost, every category of a string input.
         Vector terms (named by the vector's own attributes) are not modelled.
         """
-        indexed: dict[str, tuple[str, ...]] = {}
-        onehot: dict[str, int] = {}
+        indexed: dict[str, tuple[str, ...]] = {}  # string column -> every label of its index column
+        index_col: dict[str, str] = {}  # string column -> its StringIndexer's output
+        onehot: dict[str, int] = {}  # index column -> one-hot slot count
         for stage in self.stages:
-            if stage.meta.cls == _INDEXER:
-                for src, dst in getattr(stage, "pairs", []):
-                    labels = schema.get(dst)
-                    if labels is None or labels.labels is None:
+            if isinstance(stage, StringIndexerModel):
+                for src, dst in stage.pairs:
+                    info = schema.get(dst)
+                    if info is None or info.labels is None:
                         return None
-                    indexed[src] = labels.labels
-            elif stage.meta.short_class == "OneHotEncoderModel":
-                for (src, _), size in zip(getattr(stage, "pairs", []), getattr(stage, "sizes", []), strict=False):
-                    onehot[src] = int(size)
-        by_index = {src: src for src in indexed}
-        for stage in self.stages:
-            if stage.meta.cls == _INDEXER:
-                for src, dst in getattr(stage, "pairs", []):
-                    by_index[dst] = src
+                    indexed[src], index_col[src] = info.labels, dst
+            elif isinstance(stage, OneHotEncoderModel):
+                for (src, _), size in zip(stage.pairs, stage.sizes, strict=True):
+                    onehot[src] = size
         names: list[str] = []
         for term in self.terms:
             parts: list[list[str]] = []
@@ -152,10 +149,10 @@ class RFormulaModel(Stage):
                 else:
                     return None
             if len(term) == 1 and term[0] in indexed:
-                index_col = next((dst for dst, src in by_index.items() if src == term[0] and dst != src), None)
-                if index_col is None or index_col not in onehot:
+                slots = onehot.get(index_col[term[0]])
+                if slots is None:
                     return None
-                names.extend(parts[0][: onehot[index_col]])
+                names.extend(parts[0][:slots])
                 continue
             combos = [""]
             for part in parts:

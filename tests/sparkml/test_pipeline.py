@@ -37,17 +37,19 @@ def _small(spark: Any, path: Path) -> None:
 
 
 def test_unsupported_stage_fails_at_load(spark: Any, tmp_path: Path) -> None:
-    from pyspark.ml.feature import RFormula, StringIndexer
+    from pyspark.ml.clustering import LDA
+    from pyspark.ml.feature import StringIndexer, VectorAssembler
 
     df = penguin_df(spark, penguins()[:20])
     stages = [
         StringIndexer(inputCol="island", outputCol="i"),
-        RFormula(formula="year ~ i + sex"),
+        VectorAssembler(inputCols=["i", "year"], outputCol="features"),
+        LDA(k=2, maxIter=2, seed=1),
     ]
     with pytest.raises(ModelLoadError) as err:
         fit_save_load(stages, df.na.drop(), tmp_path / "m")
     msg = err.value.message
-    assert "org.apache.spark.ml.feature.RFormulaModel" in msg and "not supported" in msg
+    assert "org.apache.spark.ml.clustering.LocalLDAModel" in msg and "not supported" in msg
     assert "supported stages:" in msg and "StringIndexerModel" in msg and "HashingTF" in msg
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from modelport.errors import BadRequest
 from modelport.signature import DATATYPES
 
-__all__ = ["decode_bytes_tensor", "encode_tensor", "split_body", "tensor_from_bytes"]
+__all__ = ["decode_bytes_tensor", "encode_tensor", "rectangular", "split_body", "tensor_from_bytes"]
 
 HEADER = b"inference-header-content-length"
 
@@ -64,6 +64,25 @@ def tensor_from_bytes(raw: memoryview, name: str, datatype: str, shape: list[int
         raise BadRequest(f"input '{name}': {len(raw)} bytes is not a whole number of {datatype} values")
     arr = np.frombuffer(raw, dtype=dtype)
     return arr.astype(dtype.newbyteorder("="), copy=False)
+
+
+def rectangular(arr: np.ndarray) -> tuple[np.ndarray, list[int] | None]:
+    """A column of lists (Spark's token arrays) as the ``(rows, longest)`` tensor V2 requires, and each row's length.
+
+    Rows are right-padded with empty strings; ``lengths`` (-1 for a null row) says where each row
+    really ends, so a real empty token is never mistaken for padding. Anything else passes through.
+    """
+    if arr.dtype != object or arr.ndim != 1 or not arr.size:
+        return arr, None
+    if not any(isinstance(v, list | tuple | np.ndarray) for v in arr.tolist()):
+        return arr, None
+    rows = [None if v is None else list(v) for v in arr.tolist()]
+    lengths = [-1 if r is None else len(r) for r in rows]
+    out = np.full((len(rows), max(max(lengths), 0)), "", dtype=object)
+    for i, r in enumerate(rows):
+        if r:
+            out[i, : len(r)] = r
+    return out, lengths
 
 
 def encode_tensor(arr: np.ndarray, datatype: str) -> bytes:

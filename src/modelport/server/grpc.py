@@ -15,6 +15,7 @@ A client's gRPC deadline is honoured along with the server's request timeout.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from modelport.errors import BadRequest, ModelportError, Unauthorized
 from modelport.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Parameters, Trace
 from modelport.model import Model
 from modelport.server.auth import check_bearer
-from modelport.server.binary import encode_tensor, tensor_from_bytes
+from modelport.server.binary import encode_tensor, rectangular, tensor_from_bytes
 from modelport.server.proto import grpc_predict_v2_pb2 as pb
 from modelport.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from modelport.signature import Batch, TensorSpec
@@ -148,7 +149,10 @@ def encode_response(model: Model, result: Batch, use_raw: bool, request_id: str)
     response = pb.ModelInferResponse(model_name=model.name, model_version=model.version_text, id=request_id)
     for name, arr in result.items():
         datatype = datatypes.get(name, "FP64")
+        arr, lengths = rectangular(arr)
         out = response.outputs.add(name=name, datatype=datatype, shape=list(arr.shape))
+        if lengths is not None:  # each row's real length (a parameter holds no list: JSON text, as documented)
+            out.parameters["lengths"].string_param = json.dumps(lengths)
         if use_raw:
             response.raw_output_contents.append(encode_tensor(arr, datatype))
         elif datatype == "BYTES":

@@ -16,7 +16,7 @@ from modelport.dataplane import PLATFORMS, DataPlane
 from modelport.errors import BadRequest
 from modelport.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Trace
 from modelport.model import Model
-from modelport.server.binary import HEADER, encode_tensor, split_body, tensor_from_bytes
+from modelport.server.binary import HEADER, encode_tensor, rectangular, split_body, tensor_from_bytes
 from modelport.server.http import Request, Response, dumps, json_response
 from modelport.signature import Batch
 
@@ -139,13 +139,17 @@ def encode_outputs(
     raw: list[bytes] = []
     for name, arr in result.items():
         datatype = datatypes.get(name, "FP64")
+        arr, lengths = rectangular(arr)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        parameters: dict[str, Any] = {} if lengths is None else {"lengths": lengths}
         if per.get(name, default):
             chunk = encode_tensor(arr, datatype)
-            entry["parameters"] = {"binary_data_size": len(chunk)}
+            parameters["binary_data_size"] = len(chunk)
             raw.append(chunk)
         else:
             entry["data"] = _tensor_data(arr)
+        if parameters:
+            entry["parameters"] = parameters
         out.append(entry)
     return out, raw
 

@@ -88,3 +88,16 @@ def run_server(
             if own_dir is not None:
                 server.kept_log = log_path.read_text(errors="replace") if log_path.exists() else ""
                 shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def children(pid: int) -> list[int]:
+    """The direct child processes of ``pid`` (a server's workers), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)

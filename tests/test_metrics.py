@@ -18,7 +18,7 @@ from modelport.repository import Repository
 from modelport.server.app import ModelportApp, ServerOptions
 from tests.conftest import free_port
 from tests.obs_helpers import build_small_repository, require_tool, scrape, v2_body, wait_for
-from tests.serving import run_server
+from tests.serving import children, run_server
 
 
 @pytest.fixture(scope="module")
@@ -256,18 +256,6 @@ def test_workers_share_a_temporary_metrics_dir_removed_on_exit(repo_dir: Path, t
     assert not made[0].exists()
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
-            found.append(int(stat.parent.name))
-    return sorted(found)
-
-
 @pytest.mark.slow
 def test_counters_never_go_backwards_when_a_worker_is_replaced(repo_dir: Path) -> None:
     with run_server(repo_dir, "--workers", "2", "--no-access-log") as server:
@@ -275,13 +263,13 @@ def test_counters_never_go_backwards_when_a_worker_is_replaced(repo_dir: Path) -
             with httpx.Client(base_url=server.url) as one:
                 assert one.post("/v2/models/diabetes/infer", json=v2_body()).status_code == 200
         wait_for(lambda: _requests_total(scrape(server.url)) == 30.0, timeout=10 * SNAPSHOT_EVERY_S)
-        workers = _children(server.process.pid)
+        workers = children(server.process.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)  # its counts must survive it
         seen = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            now = _children(server.process.pid)
+            now = children(server.process.pid)
             try:
                 seen.append(_requests_total(scrape(server.url)))
             except httpx.HTTPError:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.serving import run_server
+from tests.serving import children, run_server
 
 pytestmark = pytest.mark.slow
 
@@ -45,14 +45,7 @@ def _closed_after(sock: socket.socket, limit: float) -> float:
 
 
 def _tree_rss_mb(pid: int) -> float:
-    pids = [pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
-            pids.append(int(stat.parent.name))
+    pids = [pid, *children(pid)]
     total = 0.0
     for p in pids:
         for line in Path(f"/proc/{p}/status").read_text().splitlines():

@@ -12,23 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import run_server
+from tests.serving import children, run_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 30], "data": [1.0] * 30}]}
 INFER = "/v2/models/breast_cancer/infer"
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
-            found.append(int(stat.parent.name))
-    return sorted(found)
 
 
 def _maps(pid: int) -> str:
@@ -67,7 +55,7 @@ def test_compiled_models_are_forked_after_the_load_without_scikit_learn_anywhere
         log = server.log()
         assert "forking 2 workers after the load" in log, log
         assert "fresh interpreters" not in log
-        workers = _children(server.process.pid)
+        workers = children(server.process.pid)
         assert len(workers) == 2  # the trial child is gone
         for pid in [server.process.pid, *workers]:
             assert "/sklearn/" not in _maps(pid), f"process {pid} loaded scikit-learn's extensions"
@@ -88,11 +76,11 @@ def test_a_worker_that_dies_is_replaced(repo: Path, tmp_path: Path) -> None:
         pass
     with run_server(repo, "--workers", "2", env=env) as server:
         assert "forking 2 workers after the load" in server.log()
-        workers = _children(server.process.pid)
+        workers = children(server.process.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
         _wait(
-            lambda: len(_children(server.process.pid)) == 2 and workers[0] not in _children(server.process.pid),
+            lambda: len(children(server.process.pid)) == 2 and workers[0] not in children(server.process.pid),
             "a replacement worker",
         )
         for _ in range(10):

@@ -360,17 +360,8 @@ def _report_plan(config: ServeConfig) -> None:
 
 
 def _report(repository: Repository, config: ServeConfig) -> None:
-    scheme = "https" if config.ssl_certfile else "http"
     for entry in repository.entries():
         for v in sorted(entry.versions.values(), key=lambda v: v.version):
             detail = f" ({v.reason})" if v.reason else f" in {v.load_seconds * 1000:.0f} ms"
             log.info("model %s version %d: %s%s", entry.name, v.version, v.state, detail)
-    log.info(
-        "serving %s on %s://%s:%d with %d worker%s (web page /, API docs /docs)",
-        config.root,
-        scheme,
-        config.host,
-        config.port,
-        config.workers,
-        "" if config.workers == 1 else "s",
-    )
+    _report_plan(config)

@@ -39,6 +39,11 @@ def _repo(tmp: Path) -> Path:
     root.mkdir()
     for name in ("breast_cancer", "sentiment", "penguins"):
         shutil.copytree(EXAMPLES / name, root / name)
+    # A regression whose output declares its unit (modelport.toml), drawn as "value unit".
+    shutil.copytree(EXAMPLES / "diabetes", root / "diabetes")
+    (root / "diabetes" / "modelport.toml").write_text(
+        '[signature]\noutputs = [{name = "predict", datatype = "FP64", shape = [-1], unit = "progression score"}]\n'
+    )
     return root
 
 
@@ -101,6 +106,9 @@ def test_forms_come_from_what_each_model_knows(server: RunningServer) -> None:
     assert outputs["probability"]["labels"] == ["Adelie", "Gentoo", "Chinstrap"]
     text = models["sentiment"]["inputs"][0]
     assert text["kind"] == "text" and text["datatype"] == "BYTES"
+    assert models["diabetes"]["outputs"] == [
+        {"name": "predict", "datatype": "FP64", "shape": [-1], "unit": "progression score"}
+    ]
 
 
 def test_examples_file_beside_the_artifact_wins(tmp_path: Path) -> None:
@@ -342,6 +350,23 @@ def test_browser_tabular_example_and_text_model(page: Any, server: RunningServer
     assert_close(np.array(sorted(shown.values())), np.array(sorted(out["data"])), what="bars vs API")
     page.screenshot(path=str(ARTIFACTS / "tabular-and-text.png"), full_page=True)
     assert page.errors == []
+
+
+@pytest.mark.slow
+def test_browser_regression_value_with_its_unit(page: Any, server: RunningServer) -> None:
+    card = _card(page, "diabetes")
+    card.get_by_role("button", name="Fill example").click()
+    values = [float(_field(card, f"input[{i}]").input_value() or "nan") for i in range(10)]
+    card.get_by_role("button", name="Predict").click()
+    shown = card.locator(".predicted[data-output='predict']")
+    shown.wait_for()
+    api = _infer(server, "diabetes", [{"name": "input", "datatype": "FP64", "shape": [1, 10], "data": values}])
+    assert api.status_code == 200, api.text
+    want = next(o for o in api.json()["outputs"] if o["name"] == "predict")["data"][0]
+    assert_close(np.array([float(shown.get_attribute("data-value"))]), np.array([want]), what="value vs API")
+    assert shown.inner_text().endswith(" progression score")
+    meta = httpx.get(server.url + "/v2/models/diabetes", headers=_auth(), timeout=10).json()
+    assert meta["outputs"][0]["parameters"] == {"unit": "progression score"}
 
 
 @pytest.mark.slow

@@ -71,13 +71,15 @@ class TensorSpec:
     """One named tensor. ``shape`` uses -1 for a free dimension; axis 0 is the row.
 
     ``labels`` names the entries of the last axis when they have names, such as the
-    classes of a probability output.
+    classes of a probability output; ``unit`` is what a number measures (declared in
+    modelport.toml, shown by metadata and the web page).
     """
 
     name: str
     datatype: str
     shape: tuple[int, ...] = (-1,)
     labels: tuple[Any, ...] | None = None
+    unit: str | None = None
 
     def __post_init__(self) -> None:
         if self.datatype not in DATATYPES:
@@ -90,8 +92,13 @@ class TensorSpec:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+        parameters: dict[str, Any] = {}
         if self.labels is not None:
-            out["parameters"] = {"labels": list(self.labels)}
+            parameters["labels"] = list(self.labels)
+        if self.unit is not None:
+            parameters["unit"] = self.unit
+        if parameters:
+            out["parameters"] = parameters
         return out
 
     @classmethod
@@ -103,7 +110,10 @@ class TensorSpec:
             raise ValueError(f"tensor spec {dict(data)!r} needs a 'name'") from exc
         shape = tuple(int(d) for d in data.get("shape", (-1,)))
         labels = data.get("labels") or (data.get("parameters") or {}).get("labels")
-        return cls(name, datatype, shape, tuple(labels) if labels is not None else None)
+        unit = data.get("unit") or (data.get("parameters") or {}).get("unit")
+        if unit is not None and not isinstance(unit, str):
+            raise ValueError(f"tensor '{name}': unit must be a string, got {unit!r}")
+        return cls(name, datatype, shape, tuple(labels) if labels is not None else None, unit)
 
 
 @dataclass(frozen=True)

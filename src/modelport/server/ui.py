@@ -132,6 +132,8 @@ def _describe(model: Model) -> dict[str, Any]:
         out: dict[str, Any] = {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
         if spec.labels is not None:
             out["labels"] = list(spec.labels)
+        if spec.unit is not None:
+            out["unit"] = spec.unit
         outputs.append(out)
     return {"inputs": inputs, "outputs": outputs, "examples": example_rows(model.source)[:20]}
 

@@ -270,16 +270,18 @@ function drawOutputs(m, answer, n) {
     if (labelOut) {
       let shown = labelOut.data[0];
       if (prob && typeof shown === 'number' && Number.isInteger(shown) && labelsOf(prob)[shown] !== undefined && String(labelsOf(prob)[shown]) !== String(shown)) shown = shown + ' (' + labelsOf(prob)[shown] + ')';
-      wrap.append(el('p', {class: 'predicted'}, el('span', {class: 'muted', text: labelOut.name + ': '}), fmt(shown)));
+      const unit = specs[labelOut.name] && specs[labelOut.name].unit ? ' ' + specs[labelOut.name].unit : '';
+      wrap.append(el('p', {class: 'predicted', 'data-output': labelOut.name, 'data-value': String(labelOut.data[0])}, el('span', {class: 'muted', text: labelOut.name + ': '}), fmt(shown), unit));
     }
     if (prob) wrap.append(bars(prob, labelsOf(prob), labelOut));
     for (const o of outs) {
       if (o === prob || o === labelOut) continue;
-      if (o.shape.length === 1) wrap.append(el('p', {}, el('span', {class: 'muted', text: o.name + ': '}), el('strong', {text: fmt(o.data[0])})));
+      const unit = specs[o.name] && specs[o.name].unit ? ' ' + specs[o.name].unit : '';
+      if (o.shape.length === 1) wrap.append(el('p', {class: 'value-out', 'data-output': o.name}, el('span', {class: 'muted', text: o.name + ': '}), el('strong', {text: fmt(o.data[0])}), unit));
       else wrap.append(el('details', {}, el('summary', {text: o.name + ' ' + o.datatype + ' [' + o.shape.join(', ') + ']'}), el('pre', {text: JSON.stringify(o.data)})));
     }
   } else {
-    wrap.append(table(outs, prob ? labelsOf(prob) : null, prob, n));
+    wrap.append(table(outs, prob ? labelsOf(prob) : null, prob, n, specs));
   }
   wrap.append(el('details', {}, el('summary', {text: 'Response JSON'}), el('pre', {text: JSON.stringify(answer, null, 2)})));
   return wrap;
@@ -308,12 +310,12 @@ function barOf(hit, pct) {
   return bar;
 }
 
-function table(outs, probLabels, prob, n) {
+function table(outs, probLabels, prob, n, specs) {
   const head = el('tr', {}, el('th', {scope: 'col', text: 'row'}));
   const cols = [];
   for (const o of outs) {
     if (o === prob) { head.append(el('th', {scope: 'col', text: o.name + ' (top)'})); cols.push(['top', o]); }
-    else if (o.shape.length === 1) { head.append(el('th', {scope: 'col', text: o.name})); cols.push(['one', o]); }
+    else if (o.shape.length === 1) { head.append(el('th', {scope: 'col', text: o.name + (specs[o.name] && specs[o.name].unit ? ' (' + specs[o.name].unit + ')' : '')})); cols.push(['one', o]); }
     else { head.append(el('th', {scope: 'col', text: o.name})); cols.push(['many', o]); }
   }
   const body = el('tbody', {});

@@ -34,10 +34,15 @@ def _repo_files() -> set[str]:
 _LIBRARY_STATE = frozenset({".ses"})
 
 
+# TensorFlow's autograph writes the Python it generates for a traced function to the temporary
+# directory and keeps it for the process's life (tracebacks point into it).
+_LIBRARY_PREFIXES = ("pytest-of-", "__autograph_generated_file")
+
+
 def _left_in(temp: Path) -> list[str]:
     # pytest's own basetemp (tmp_path) lives here too: pytest keeps and prunes it.
     return sorted(
-        p.name for p in temp.iterdir() if not p.name.startswith("pytest-of-") and p.name not in _LIBRARY_STATE
+        p.name for p in temp.iterdir() if not p.name.startswith(_LIBRARY_PREFIXES) and p.name not in _LIBRARY_STATE
     )
 
 

@@ -170,7 +170,8 @@ def test_workers_for_a_torch_model_start_as_fresh_interpreters(net: Digits, tmp_
     with run_server(tmp_path / "models", "--workers", "2", env=env, log_dir=tmp_path, timeout=120) as server:
         answers = [httpx.post(server.url + "/v2/models/digits/infer", json=body, timeout=30) for _ in range(6)]
         log = server.log()
-    assert "workers start as fresh interpreters: the loaded models use " in log and "torch" in log, log
+    assert "workers start as fresh interpreters and load the repository themselves: the loaded models use " in log
+    assert "torch" in log, log
     assert "forking" not in log, log
     for answer in answers:
         assert answer.status_code == 200, answer.text

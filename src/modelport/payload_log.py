@@ -430,7 +430,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed worker whose parent died too can linger as a zombie (an init that does not reap, as in
+    # many containers): signal 0 still reaches it, but it writes nothing any more.
+    try:
+        line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return line[line.rindex(")") + 2 : line.rindex(")") + 3] != "Z"
 
 
 def _finish(stream: Path) -> None:

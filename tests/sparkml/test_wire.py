@@ -8,7 +8,10 @@ is never mistaken for padding. JSON, the binary extension and gRPC carry the sam
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,19 +103,32 @@ def test_rectangular_marks_null_rows_and_leaves_plain_columns() -> None:
     assert rectangular(numbers)[1] is None
 
 
-async def test_grpc_sends_the_same_rectangle(saved: tuple[Path, list[list[str]], list[list[str]]]) -> None:
-    from modelport.server.grpc import encode_response
-
+def test_grpc_sends_the_same_rectangle(saved: tuple[Path, list[list[str]], list[list[str]]]) -> None:
+    # In a fresh interpreter: this process may already hold tritonclient's stubs for the same protobuf
+    # package, and protobuf refuses a second registration of it.
     root, words, _ = saved
-    repository = Repository(str(root)).load()
-    try:
-        model = repository.get("tokens")
-        result = model.predict({"text": TEXTS}, ["words"])
-        response = encode_response(model, result, False, "id-1")
-        out = response.outputs[0]
-        data, lengths, width = _padded(words)
-        assert list(out.shape) == [len(TEXTS), width]
-        assert [b.decode() for b in out.contents.bytes_contents] == data
-        assert json.loads(out.parameters["lengths"].string_param) == lengths
-    finally:
-        repository.close()
+    script = (
+        "import json, sys\n"
+        "from modelport.repository import Repository\n"
+        "from modelport.server.grpc import encode_response\n"
+        "repository = Repository(sys.argv[1]).load()\n"
+        "model = repository.get('tokens')\n"
+        "result = model.predict({'text': json.loads(sys.argv[2])}, ['words'])\n"
+        "out = encode_response(model, result, False, 'id-1').outputs[0]\n"
+        "print(json.dumps({'shape': list(out.shape), 'data': [b.decode() for b in out.contents.bytes_contents],\n"
+        "                  'lengths': json.loads(out.parameters['lengths'].string_param)}))\n"
+        "repository.close()\n"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(root), json.dumps(TEXTS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    data, lengths, width = _padded(words)
+    assert got == {"shape": [len(TEXTS), width], "data": data, "lengths": lengths}

@@ -309,25 +309,27 @@ def fork_unsafe(repository: Repository | None = None) -> str | None:
     """Why this process must not fork workers now, or None when it may.
 
     Besides the frameworks imported and threads running, a loaded model's flavor may declare that
-    what it holds cannot be inherited (``fork_safe = False``: torch, MLflow pyfunc, a custom model).
+    what it holds cannot be inherited (``fork_safe = False``: torch, TensorFlow, MLflow pyfunc, a
+    custom model); every reason found is given.
     """
     from modelport.flavors import fork_safe
 
+    reasons = []
+    loaded = frameworks_loaded()
+    if loaded:
+        reasons.append(
+            f"the loaded models use {', '.join(loaded)}, whose threads or runtime state a forked worker cannot inherit"
+        )
     declared = sorted(
         f"{m.name} v{m.version}" for m in (repository.models() if repository else []) if not fork_safe(m.predictor)
     )
     if declared:
-        return f"models whose flavor cannot be forked after loading: {', '.join(declared)}"
-    loaded = frameworks_loaded()
-    if loaded:
-        return (
-            f"the loaded models use {', '.join(loaded)}, whose threads or runtime state a forked worker cannot inherit"
-        )
+        reasons.append(f"models whose flavor cannot be forked after loading: {', '.join(declared)}")
     others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     others = [n for n in others if n != "modelport-log-flush"]  # flushed before the fork, re-made in each worker
-    if others:
-        return f"threads are running after the load ({', '.join(sorted(others))})"
-    return None
+    if others and not reasons:
+        reasons.append(f"threads are running after the load ({', '.join(sorted(others))})")
+    return "; ".join(reasons) or None
 
 
 def _trim_heap() -> None:

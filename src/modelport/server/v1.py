@@ -219,5 +219,5 @@ def encode_response(request: InferRequest, answer: InferResponse) -> Response:
 async def predict(plane: DataPlane, request: Request, name: str, version: str | None, trace: Trace) -> Response:
     decode = partial(decode_request, name, version, request.body)
     call = InferCall("v1", name, version, request.headers, decode, encode_response, len(request.body))
-    call.signature_name = signature_name(request.body, None, v1=True)
+    call.signature_name = signature_name(request.body, None, name, v1=True)
     return await plane.infer(call, trace)

@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 
 from modelport.dataplane import PLATFORMS, DataPlane
-from modelport.errors import BadRequest
+from modelport.errors import BadRequest, InvalidInput
 from modelport.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Trace
 from modelport.model import Model
 from modelport.server.binary import HEADER, encode_tensor, rectangular, split_body, tensor_from_bytes
@@ -207,7 +207,7 @@ def encode_response(request: InferRequest, answer: InferResponse) -> Response:
     )
 
 
-def signature_name(body: bytes, header_length: bytes | None, *, v1: bool = False) -> str | None:
+def signature_name(body: bytes, header_length: bytes | None, model: str, *, v1: bool = False) -> str | None:
     """TF Serving's ``signature_name`` (V1: a body field; V2: a request parameter), if the request names one.
 
     Read before the version's input plan decodes the body, since it chooses that plan. Only a body
@@ -226,7 +226,7 @@ def signature_name(body: bytes, header_length: bytes | None, *, v1: bool = False
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadRequest(f"signature_name must be a string, got {type(value).__name__} {value!r}")
+        raise InvalidInput(f"model '{model}': signature_name must be a string, got {value!r}")
     return value
 
 
@@ -234,5 +234,5 @@ async def infer(plane: DataPlane, request: Request, name: str, version: str | No
     header_length = request.header(HEADER)
     decode = partial(decode_request, name, version, request.body, header_length)
     call = InferCall("v2", name, version, request.headers, decode, encode_response, len(request.body))
-    call.signature_name = signature_name(request.body, header_length)
+    call.signature_name = signature_name(request.body, header_length, name)
     return await plane.infer(call, trace)

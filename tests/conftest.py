@@ -35,8 +35,9 @@ _LIBRARY_STATE = frozenset({".ses"})
 
 
 # TensorFlow's autograph writes the Python it generates for a traced function to the temporary
-# directory and keeps it for the process's life (tracebacks point into it).
-_LIBRARY_PREFIXES = ("pytest-of-", "__autograph_generated_file")
+# directory and keeps it for the process's life (tracebacks point into it); torch keeps its compiled
+# kernels' cache in torchinductor_<user> there.
+_LIBRARY_PREFIXES = ("pytest-of-", "__autograph_generated_file", "torchinductor_")
 
 
 def _left_in(temp: Path) -> list[str]:

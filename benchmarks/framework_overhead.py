@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         mp.stop()
         bare.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     med = {k: {m: median(v) for m, v in d.items()} for k, d in runs.items()}
     lines = [
         f"torch.export MLP (digits), V2 JSON, 1 uvicorn worker each, wrk c=1, {args.rounds} interleaved rounds "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server, _ in servers.values():
             server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     calls = {n: framework_call(model, n, args.seconds) for n in SIZES}
     med = {s: {n: {k: median(v) for k, v in d.items()} for n, d in per.items()} for s, per in runs.items()}
     lines = [

@@ -40,6 +40,17 @@ _LIBRARY_STATE = frozenset({".ses"})
 _LIBRARY_PREFIXES = ("pytest-of-", "__autograph_generated_file", "torchinductor_")
 
 
+_SESSION_PREFIX = "modelport-tests-"
+
+
+def _sweep_dead_sessions() -> None:
+    """Remove the temporary directories of test sessions that died before their own clean-up (a crash, kill -9)."""
+    for old in Path(tempfile.gettempdir()).glob(f"{_SESSION_PREFIX}*"):
+        pid = old.name[len(_SESSION_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def _left_in(temp: Path) -> list[str]:
     # pytest's own basetemp (tmp_path) lives here too: pytest keeps and prunes it.
     return sorted(
@@ -57,7 +68,8 @@ def leaves_no_files() -> Iterator[None]:
     as it began.
     """
     before_repo = _repo_files()
-    temp = Path(tempfile.mkdtemp(prefix="modelport-tests-"))
+    _sweep_dead_sessions()
+    temp = Path(tempfile.mkdtemp(prefix=f"{_SESSION_PREFIX}{os.getpid()}-"))
     saved = {k: os.environ.get(k) for k in ("TMPDIR", "TEMP", "TMP")}
     for key in saved:
         os.environ[key] = str(temp)

@@ -49,7 +49,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(?:/(ready|infer))?$")
 _V1_MODEL = re.compile(r"^/v1/models/([^/:]+)(?:/versions/([^/:]+))?(?::(predict)|/(metadata))?$")
 _REPO_MODEL = re.compile(r"^/v2/repository/models/([^/]+)/(load|unload)$")
-_VERSION = re.compile(r"[0-9]{1,18}")
 _V1_VERB = re.compile(r"^/v1/models/[^/:]+(?:/versions/[^/:]+)?:([A-Za-z]+)$")
 
 # Health answers stay open without a token so load balancers and kubelets can probe.

@@ -69,4 +69,4 @@ clean:
 # Regenerate the gRPC V2 stubs from the .proto (tests/server/test_grpc_stubs.py fails when they drift).
 grpc-gen: $(STAMP)
 	cd src && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. \
-	  modelport/server/proto/grpc_predict_v2.proto
+	  modelport/protocols/grpc/proto/grpc_predict_v2.proto

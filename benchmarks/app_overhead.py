@@ -28,7 +28,7 @@ from common import ROOT, breast_cancer_model, machine, sample_rows, v2_body
 
 _CHILD = r"""
 import asyncio, json, sys, time
-from modelport.server.run import ServeConfig, build_app
+from modelport.process.run import ServeConfig, build_app
 
 repo, body, n = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
 config = ServeConfig(root=repo, access_log=False, poll_seconds=0.0)

@@ -98,7 +98,7 @@ def in_process_loop(model_path: Path, data: Path, batch_size: int, out: Path | N
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(SRC))
-    from modelport.loading import load_model
+    from modelport.runtimes.loading import load_model
 
     model = load_model(model_path)
     pf = pq.ParquetFile(data)

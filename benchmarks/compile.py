@@ -74,8 +74,8 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    from modelport.compile import CompiledPredictor, compile_predictor
-    from modelport.flavors.sklearn import predictor_for
+    from modelport.runtimes.compile import CompiledPredictor, compile_predictor
+    from modelport.runtimes.flavors.sklearn import predictor_for
 
     X, y = load_breast_cancer(return_X_y=True)
     big = np.ascontiguousarray(np.resize(X, (1000, X.shape[1])))

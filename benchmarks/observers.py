@@ -12,10 +12,10 @@ import timeit
 
 import numpy as np
 
-from modelport.logs import AccessLog, JsonFormatter
-from modelport.metrics import Metrics
-from modelport.observe import RequestRecord
-from modelport.payload_log import PayloadLog
+from modelport.observability.logs import AccessLog, JsonFormatter
+from modelport.observability.metrics import Metrics
+from modelport.observability.observe import RequestRecord
+from modelport.observability.payload_log import PayloadLog
 
 
 def main() -> None:

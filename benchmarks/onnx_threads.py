@@ -18,7 +18,7 @@ from skl2onnx import to_onnx
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.ensemble import RandomForestClassifier
 
-from modelport.flavors.onnx import _cut_zipmaps
+from modelport.runtimes.flavors.onnx import _cut_zipmaps
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from modelport.observe import RequestRecord
-from modelport.payload_log import PayloadLog, _finish, _Journal, _record_batch, _schema
+from modelport.observability.observe import RequestRecord
+from modelport.observability.payload_log import PayloadLog, _finish, _Journal, _record_batch, _schema
 
 
 def record(i: int) -> RequestRecord:

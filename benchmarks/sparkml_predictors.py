@@ -29,9 +29,9 @@ def main() -> None:
     from pyspark.sql import SparkSession
     from sklearn.datasets import load_breast_cancer
 
-    from modelport.sparkml.reader import read_metadata
-    from modelport.sparkml.registry import load_all
-    from modelport.sparkml.stage import STAGES, Frame
+    from modelport.runtimes.sparkml.reader import read_metadata
+    from modelport.runtimes.sparkml.registry import load_all
+    from modelport.runtimes.sparkml.stage import STAGES, Frame
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import modelport
-from modelport.sparkml.stage import Frame
+from modelport.runtimes.sparkml.stage import Frame
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 ROWS: dict[str, dict[str, list[Any]]] = {

@@ -2,7 +2,7 @@
 
 Compares, for a busy-wait "predict" of a given cost, the time per call inline on the loop
 and through asyncio.to_thread, and the event-loop stall each inline call causes. The
-offload rule in modelport/dataplane.py (THREAD_AFTER_S) comes from this: offloading pays
+offload rule in modelport/serving/dataplane.py (THREAD_AFTER_S) comes from this: offloading pays
 once a predict blocks the loop for much longer than the hop to a thread costs.
 
     python benchmarks/thread_offload.py

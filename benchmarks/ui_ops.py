@@ -41,12 +41,12 @@ N_MODELS = 16
 
 
 def _in_process(tmp: Path) -> None:
-    from modelport.activity import BUCKET_SECONDS, BUCKETS
-    from modelport.observe import RequestRecord
-    from modelport.repository import Repository
-    from modelport.server import ui
-    from modelport.server.app import ModelportApp
-    from modelport.server.http import dumps
+    from modelport.observability.activity import BUCKET_SECONDS, BUCKETS
+    from modelport.observability.observe import RequestRecord
+    from modelport.protocols.rest import ui
+    from modelport.protocols.rest.app import ModelportApp
+    from modelport.protocols.rest.http import dumps
+    from modelport.serving.repository import Repository
 
     root = tmp / "repo"
     model = breast_cancer_model(tmp)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import modelport
-from modelport.batch.score import score_files
+from modelport.offline.score import score_files
 from tests.conftest import free_port
 from tests.serving import run_server
 from tests.tolerance import assert_close
@@ -155,6 +155,6 @@ def _newest(directory: Path) -> Path:
 def _for_triton(arr: np.ndarray, datatype: str) -> np.ndarray:
     if datatype == "BYTES":
         return np.array([str(v).encode() for v in arr.reshape(-1)], dtype=object).reshape(arr.shape)
-    from modelport.signature import DATATYPES
+    from modelport.core.signature import DATATYPES
 
     return arr.astype(DATATYPES[datatype])

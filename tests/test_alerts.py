@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from modelport.metrics import METRIC_NAMES
+from modelport.observability.metrics import METRIC_NAMES
 from tests.obs_helpers import require_tool
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"

@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from modelport.batch.score import ScoreOptions, Scorer, parse_map, score_files
 from modelport.cli import main
-from modelport.errors import ConfigError, InvalidInput, ModelFailed
-from modelport.loading import load_model
+from modelport.core.errors import ConfigError, InvalidInput, ModelFailed
+from modelport.offline.score import ScoreOptions, Scorer, parse_map, score_files
+from modelport.runtimes.loading import load_model
 from tests import batch_models as bm
 from tests.tolerance import assert_close
 
@@ -312,7 +312,7 @@ def test_a_read_error_in_a_later_file_fails_naming_it(models: dict[str, Path], t
 
 
 def test_read_ahead_holds_at_most_one_batch_beyond_the_one_being_scored() -> None:
-    from modelport.batch.score import _Prefetch
+    from modelport.offline.score import _Prefetch
 
     pulled = 0
 
@@ -343,7 +343,7 @@ def test_workers_give_the_same_rows_in_the_same_order(models: dict[str, Path], t
 
 def test_batches_are_bounded_by_batch_size(models: dict[str, Path], tmp_path: Path) -> None:
     # The streaming contract behind flat memory: no batch the scorer sees is larger than --batch-size.
-    from modelport.batch.files import expand_inputs, read_batches, schema_of
+    from modelport.offline.files import expand_inputs, read_batches, schema_of
 
     table = pa.concat_tables([bm.iris_frame()] * 10)
     for fmt in ("parquet", "csv", "jsonl"):
@@ -357,7 +357,7 @@ def test_batches_are_bounded_by_batch_size(models: dict[str, Path], tmp_path: Pa
 def test_parquet_row_groups_unaligned_with_batches_read_in_order(tmp_path: Path) -> None:
     # Parquet is read one row group at a time; batches still come out exactly --batch-size rows
     # long and in file order when row groups (70 rows) do not line up with batches (64).
-    from modelport.batch.files import expand_inputs, read_batches, schema_of
+    from modelport.offline.files import expand_inputs, read_batches, schema_of
 
     table = pa.concat_tables([bm.iris_frame()] * 10)
     table = table.set_column(0, "id", pa.array(np.arange(table.num_rows)))
@@ -401,7 +401,7 @@ class _SkippingPredictor:
     """Like a Spark ML pipeline with handleInvalid="skip": rows with a negative value are dropped."""
 
     def __init__(self) -> None:
-        from modelport.signature import Signature, TensorSpec
+        from modelport.core.signature import Signature, TensorSpec
 
         self.signature = Signature((TensorSpec("x", "FP64"),), (TensorSpec("double", "FP64"),))
         self.info: dict[str, Any] = {}
@@ -415,7 +415,7 @@ class _SkippingPredictor:
 
 
 def test_kept_row_indices_of_a_dropping_model_line_up_with_passthrough() -> None:
-    from modelport.model import Model
+    from modelport.core.model import Model
 
     model = Model("skipper", 1, _SkippingPredictor(), flavor="sparkml", source="test")
     batch = pa.record_batch({"id": pa.array([10, 11, 12, 13]), "x": pa.array([1.0, -1.0, 3.0, -4.0])})
@@ -453,7 +453,7 @@ def test_cli_score_error_names_the_column(models: dict[str, Path], tmp_path: Pat
 def test_progress_line_shows_rows_rate_and_eta() -> None:
     import io
 
-    from modelport.batch.score import Progress
+    from modelport.offline.score import Progress
 
     stream = io.StringIO()
     bar = Progress(1000, True, stream)

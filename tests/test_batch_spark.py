@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 
 import modelport.spark as mspark
-from modelport.errors import InvalidInput
-from modelport.loading import load_model
+from modelport.core.errors import InvalidInput
+from modelport.runtimes.loading import load_model
 from tests import batch_models as bm
 from tests.conftest import free_port
 from tests.tolerance import assert_close
@@ -88,7 +88,7 @@ def test_predict_on_error_skip_and_null(spark: Any, models: dict[str, Path]) -> 
 
 
 def test_score_engine_spark_writes_a_committed_folder(spark: Any, models: dict[str, Path], tmp_path: Path) -> None:
-    from modelport.batch.spark import score_with_spark
+    from modelport.offline.dataframes import score_with_spark
 
     src = bm.write(bm.iris_frame(), tmp_path / "iris.parquet")
     out = tmp_path / "scored.parquet"
@@ -145,7 +145,7 @@ def test_spark_ml_pipeline_matches_spark_transform_and_drops_the_same_rows(
 
 
 def test_score_files_runs_spark_ml_pipelines_too(spark_pipeline: tuple[Path, Any], tmp_path: Path) -> None:
-    from modelport.batch.score import score_files
+    from modelport.offline.score import score_files
 
     path, _ = spark_pipeline
     table = bm.penguins_table().drop_columns(["species"])

@@ -13,14 +13,14 @@ import httpx
 import numpy as np
 import pytest
 
-from modelport.batching import Batcher
-from modelport.config import BatchingConfig, ModelConfig
-from modelport.dataplane import BatchingPolicy, DataPlane
-from modelport.errors import ModelFailed
-from modelport.model import Model
-from modelport.repository import Lease, ModelEntry, Repository, VersionEntry
-from modelport.server.app import ModelportApp
-from modelport.signature import Batch, Signature, TensorSpec
+from modelport.core.config import BatchingConfig, ModelConfig
+from modelport.core.errors import ModelFailed
+from modelport.core.model import Model
+from modelport.core.signature import Batch, Signature, TensorSpec
+from modelport.protocols.rest.app import ModelportApp
+from modelport.serving.batching import Batcher
+from modelport.serving.dataplane import BatchingPolicy, DataPlane
+from modelport.serving.repository import Lease, ModelEntry, Repository, VersionEntry
 
 
 class Doubler:
@@ -177,7 +177,7 @@ async def test_http_concurrency_each_caller_checked() -> None:
 
 
 async def test_sequential_traffic_skips_the_queue_and_a_burst_brings_batching_back() -> None:
-    from modelport.batching import PROBE_EVERY, SOLO_AFTER
+    from modelport.serving.batching import PROBE_EVERY, SOLO_AFTER
 
     predictor = Doubler()
     model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
@@ -201,7 +201,7 @@ async def test_sequential_traffic_skips_the_queue_and_a_burst_brings_batching_ba
 
 async def test_requests_arriving_during_a_direct_run_in_a_thread_queue_and_coalesce() -> None:
     """A slow model bypassing the queue still runs one call at a time; the callers behind it batch."""
-    from modelport.batching import SOLO_AFTER
+    from modelport.serving.batching import SOLO_AFTER
 
     predictor = Doubler(delay=0.02)
     model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))
@@ -232,7 +232,7 @@ async def test_batched_and_direct_calls_compute_only_the_outputs_their_callers_a
             out = super().predict(batch)
             return out if outputs is None else {k: out[k] for k in outputs}  # type: ignore[attr-defined]
 
-    from modelport.batching import SOLO_AFTER
+    from modelport.serving.batching import SOLO_AFTER
 
     predictor = Asked()
     model = _model(predictor, BatchingConfig(max_batch_size=64, max_latency_ms=0.0))

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from modelport import bench
 from modelport.cli import main
-from modelport.errors import ConfigError
+from modelport.core.errors import ConfigError
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow

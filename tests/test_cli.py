@@ -78,7 +78,7 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_import_modelport_is_light() -> None:
-    code = "import sys, modelport, modelport.custom, modelport.loading; print(*sys.modules)"
+    code = "import sys, modelport, modelport.custom, modelport.runtimes.loading; print(*sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     heavy = {"pyspark", "xgboost", "lightgbm", "onnxruntime", "sklearn", "pandas", "uvicorn"}
     heavy |= {"torch", "tensorflow", "keras", "mlflow", "skops"}

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from modelport.client import AsyncClient, Client, EndpointUnavailable
-from modelport.errors import InvalidInput, UnknownModel
+from modelport.core.errors import InvalidInput, UnknownModel
 from tests.conftest import free_port
 from tests.tolerance import assert_close
 
@@ -228,7 +228,7 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 def test_real_server_predictions_match_in_process(real_server: tuple[str, Path], protocol: str) -> None:
     from sklearn.datasets import load_wine
 
-    from modelport.loading import load_model
+    from modelport.runtimes.loading import load_model
 
     url, root = real_server
     X, _ = load_wine(return_X_y=True)

@@ -38,11 +38,11 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import modelport
 from modelport.cli import main
-from modelport.compile import COMPILED, CompiledPredictor, compile_predictor, register_head
-from modelport.compile.check import compare
-from modelport.compile.kernels import HEADS, Fallback
-from modelport.errors import ModelFailed
-from modelport.flavors.sklearn import SklearnPredictor, predictor_for
+from modelport.core.errors import ModelFailed
+from modelport.runtimes.compile import COMPILED, CompiledPredictor, compile_predictor, register_head
+from modelport.runtimes.compile.check import compare
+from modelport.runtimes.compile.kernels import HEADS, Fallback
+from modelport.runtimes.flavors.sklearn import SklearnPredictor, predictor_for
 from tests.tolerance import assert_close
 
 Loader = Callable[..., Any]
@@ -403,7 +403,9 @@ def test_saved_sample_joins_the_validation_rows() -> None:
     ids=["binary", "multiclass", "regression"],
 )
 def test_native_lightgbm_booster_compiles(tmp_path: Path, loader: Loader, params: dict[str, Any]) -> None:
-    pytest.importorskip("modelport.flavors.lightgbm")  # the lightgbm flavor lives on its own branch until merged
+    pytest.importorskip(
+        "modelport.runtimes.flavors.lightgbm"
+    )  # the lightgbm flavor lives on its own branch until merged
     import lightgbm
 
     X, y = loader(return_X_y=True)

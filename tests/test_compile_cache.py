@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.compile import COMPILED, CompiledPredictor
-from modelport.compile.cache import ENV, LazyNative, read_entry
+from modelport.runtimes.compile import COMPILED, CompiledPredictor
+from modelport.runtimes.compile.cache import ENV, LazyNative, read_entry
 from tests.tolerance import assert_close
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import modelport
-from modelport.errors import ConfigError, InvalidInput, ModelportError
+from modelport.core.errors import ConfigError, InvalidInput, ModelportError
 from tests.tolerance import assert_close
 
 X, Y = load_iris(return_X_y=True)

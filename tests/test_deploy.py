@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from modelport.cli import main, serve
-from modelport.server.app import ModelportApp
+from modelport.protocols.rest.app import ModelportApp
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -187,7 +187,7 @@ def test_kserve_runtime_agrees_with_the_server() -> None:
     assert ctx.params["port"] == 8080 and ctx.params["grpc_port"] == 8081 and ctx.params["host"] == "0.0.0.0"
     assert "ln -sfn /mnt/models /tmp/models/{{.Name}}" in container["args"][0] and ctx.params["path"] == "/tmp/models"
     assert set(runtime["spec"]["protocolVersions"]) == {"v1", "v2", "grpc-v2"}
-    from modelport.flavors import FLAVORS
+    from modelport.runtimes.flavors import FLAVORS
 
     formats = {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
     assert formats <= set(FLAVORS)

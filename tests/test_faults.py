@@ -21,7 +21,7 @@ import httpx
 import joblib
 import pytest
 
-from modelport.payload_log import read_payloads
+from modelport.observability.payload_log import read_payloads
 from tests.conftest import free_port
 from tests.cutting_proxy import CuttingProxy
 from tests.obs_helpers import build_small_repository, scrape, v2_body, wait_for

@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
 
 import modelport
-from modelport.errors import ModelLoadError
+from modelport.core.errors import ModelLoadError
 from tests.tolerance import assert_close
 
 

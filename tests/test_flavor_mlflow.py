@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.errors import ModelLoadError
+from modelport.core.errors import ModelLoadError
 from tests.tolerance import assert_close
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mlflow"

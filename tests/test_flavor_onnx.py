@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import modelport
-from modelport.errors import InvalidInput, ModelLoadError
+from modelport.core.errors import InvalidInput, ModelLoadError
 from tests.tolerance import assert_close
 
 

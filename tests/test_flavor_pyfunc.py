@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import modelport
-from modelport.errors import ModelLoadError
+from modelport.core.errors import ModelLoadError
 from tests.surfaces import check_every_surface
 
 with warnings.catch_warnings():
@@ -172,5 +172,5 @@ def test_a_model_that_raises_is_a_500_naming_it(tmp_path: Path) -> None:
     model = modelport.load_model(tmp_path / "model")
     rows = {c: ROWS[c].to_numpy() for c in COLUMNS}
     rows["mean radius"] = np.full(len(ROWS), np.nan)  # the scaler passes NaN on; LogisticRegression refuses it
-    with pytest.raises(modelport.errors.ModelFailed, match=r"version 1 failed: ValueError: Input X contains NaN"):
+    with pytest.raises(modelport.core.errors.ModelFailed, match=r"version 1 failed: ValueError: Input X contains NaN"):
         model.predict(rows)

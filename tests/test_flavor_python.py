@@ -17,8 +17,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import modelport
-from modelport.errors import InvalidInput, ModelFailed, ModelLoadError
-from modelport.repository import Repository
+from modelport.core.errors import InvalidInput, ModelFailed, ModelLoadError
+from modelport.serving.repository import Repository
 from tests.server.conftest import make_client
 from tests.surfaces import check_every_surface
 
@@ -28,7 +28,7 @@ MODEL_PY = """
 import numpy as np
 import joblib
 from modelport.custom import Model, TensorSpec
-from modelport.errors import InvalidInput
+from modelport.core.errors import InvalidInput
 
 SCALE = {"mm": 1.0, "cm": 10.0}
 
@@ -291,8 +291,8 @@ def test_class_may_declare_itself_not_fork_safe(tmp_path: Path) -> None:
 
 
 def test_fork_safe_is_found_through_wrappers(tmp_path: Path) -> None:
-    """The process model asks modelport.flavors.fork_safe; a [signature] override wraps the predictor."""
-    from modelport.flavors import fork_safe
+    """The process model asks modelport.runtimes.flavors.fork_safe; a [signature] override wraps the predictor."""
+    from modelport.core.model import fork_safe
 
     source = MODEL_PY.replace("    def load(self):", "    fork_safe = False\n\n    def load(self):")
     directory = _write(tmp_path / "tumour", source=source)
@@ -309,8 +309,8 @@ def test_fork_safe_is_found_through_wrappers(tmp_path: Path) -> None:
 
 def test_the_process_model_will_not_fork_a_model_that_declares_itself_unsafe(tmp_path: Path) -> None:
     """``fork_unsafe`` asks every loaded model's flavor, not only which modules were imported."""
-    from modelport.repository import Repository
-    from modelport.server.run import fork_unsafe
+    from modelport.process.run import fork_unsafe
+    from modelport.serving.repository import Repository
 
     safe_root, unsafe_root = tmp_path / "safe", tmp_path / "unsafe"
     _write(safe_root / "churn")

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import modelport
-from modelport.errors import InvalidInput, ModelLoadError
+from modelport.core.errors import InvalidInput, ModelLoadError
 from tests.tolerance import assert_close
 
 
@@ -126,8 +126,8 @@ class _CountingLR(LogisticRegression):
 
 
 def test_only_the_requested_outputs_are_computed() -> None:
-    from modelport.flavors.sklearn import predictor_for
-    from modelport.model import Model
+    from modelport.core.model import Model
+    from modelport.runtimes.flavors.sklearn import predictor_for
 
     X, y = load_iris(return_X_y=True)
     model = Model("iris", 1, predictor_for(_CountingLR(max_iter=500).fit(X, y)), flavor="sklearn", source="memory")

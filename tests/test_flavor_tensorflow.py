@@ -19,9 +19,9 @@ from sklearn.datasets import load_breast_cancer
 
 import modelport
 from modelport.cli import main
-from modelport.errors import ModelLoadError
-from modelport.flavors import fork_safe
-from modelport.repository import Repository
+from modelport.core.errors import ModelLoadError
+from modelport.core.model import fork_safe
+from modelport.serving.repository import Repository
 from tests.conftest import free_port
 from tests.server.conftest import make_client
 from tests.serving import run_server
@@ -384,8 +384,8 @@ def test_detection_and_the_server_modules_do_not_import_tensorflow(bqml_repo: Pa
 
     saved, keras_dir = str(bqml_repo / "bqml" / "1"), str(keras_repo / "cancer" / "1")
     code = (
-        "import sys\nfrom pathlib import Path\nimport modelport.server.app, modelport.repository\n"
-        "from modelport.flavors import detect\n"
+        "import sys\nfrom pathlib import Path\nimport modelport.protocols.rest.app, modelport.serving.repository\n"
+        "from modelport.runtimes.flavors import detect\n"
         f"print(detect(Path({saved!r}))[0], detect(Path({keras_dir!r}))[0])\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))\n"
     )

@@ -13,7 +13,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import modelport
-from modelport.errors import ModelLoadError
+from modelport.core.errors import ModelLoadError
 from tests.surfaces import check_every_surface
 from tests.tolerance import assert_close
 
@@ -106,7 +106,7 @@ def test_torchscript_with_signature_from_modelport_toml(net: Digits, tmp_path: P
 
 
 async def test_bad_requests_are_400s(net: Digits, tmp_path: Path) -> None:
-    from modelport.repository import Repository
+    from modelport.serving.repository import Repository
     from tests.server.conftest import make_client
 
     (tmp_path / "digits").mkdir()

@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelport.hotmetrics import HotMetrics
+from modelport.observability.hotmetrics import HotMetrics
 
 
 def _samples(hot: HotMetrics) -> dict[str, float]:

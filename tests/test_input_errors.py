@@ -10,10 +10,10 @@ import pytest
 from sklearn.datasets import load_wine
 
 import modelport
-from modelport.errors import InvalidInput, ModelFailed, ModelRejectedInput
-from modelport.flavors.sklearn import predictor_for
-from modelport.input_errors import rejected_input
-from modelport.model import Model
+from modelport.core.errors import InvalidInput, ModelFailed, ModelRejectedInput
+from modelport.core.input_errors import rejected_input
+from modelport.core.model import Model
+from modelport.runtimes.flavors.sklearn import predictor_for
 
 X, Y = load_wine(return_X_y=True)
 

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from modelport.cli import main
-from modelport.errors import ConfigError
-from modelport.logs import AccessLog, JsonFormatter, TextFormatter, configure_logging, resolve_format
-from modelport.observe import RequestRecord
+from modelport.core.errors import ConfigError
+from modelport.observability.logs import AccessLog, JsonFormatter, TextFormatter, configure_logging, resolve_format
+from modelport.observability.observe import RequestRecord
 from tests.obs_helpers import build_small_repository, v2_body, wait_for
 from tests.serving import run_server
 
@@ -211,7 +211,7 @@ def test_text_format_and_no_access_log(repo_dir: Path) -> None:
         log = server.log()
     assert "modelport.access" not in log
     assert "uvicorn.access" not in log
-    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO modelport.server: serving ", log, re.M)
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO modelport.protocols: serving ", log, re.M)
 
 
 @pytest.mark.parametrize("formatter", [JsonFormatter, TextFormatter])
@@ -219,7 +219,7 @@ def test_direct_write_matches_a_logging_record(captured: Captured, formatter: ty
     """The access log skips LogRecords for modelport's own handler set-up; the line must not change."""
     logger, stream, handler = captured
     handler.setFormatter(formatter())
-    from modelport.logs import _direct_handler
+    from modelport.observability.logs import _direct_handler
 
     # pytest's own capture handlers sit on this logger too; with them the direct write rightly stands aside
     others = [h for h in logger.handlers if h is not handler]
@@ -257,7 +257,7 @@ def test_direct_write_matches_a_logging_record(captured: Captured, formatter: ty
 
 
 def test_generated_request_ids_are_unique_and_a_forked_worker_draws_its_own_prefix() -> None:
-    from modelport.observe import new_request_id
+    from modelport.observability.observe import new_request_id
 
     ids = {new_request_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(re.fullmatch(rb"[0-9a-f]{32}", i) for i in ids)

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelport.hotmetrics import SNAPSHOT_EVERY_S
-from modelport.metrics import METRIC_NAMES, Metrics
-from modelport.observe import RequestRecord
-from modelport.repository import Repository
-from modelport.server.app import ModelportApp, ServerOptions
+from modelport.observability.hotmetrics import SNAPSHOT_EVERY_S
+from modelport.observability.metrics import METRIC_NAMES, Metrics
+from modelport.observability.observe import RequestRecord
+from modelport.protocols.rest.app import ModelportApp, ServerOptions
+from modelport.serving.repository import Repository
 from tests.conftest import free_port
 from tests.obs_helpers import build_small_repository, require_tool, scrape, v2_body, wait_for
 from tests.serving import children, run_server
@@ -101,7 +101,7 @@ def test_model_state_and_load_time_from_the_repository(repo_dir: Path) -> None:
 
 
 def test_every_exported_name_is_listed() -> None:
-    from modelport import faults
+    from modelport.observability import faults
 
     metrics = Metrics()
     metrics.observe(_record())

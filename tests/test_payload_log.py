@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from modelport.cli import main
-from modelport.errors import ConfigError
-from modelport.observe import RequestRecord
-from modelport.payload_log import COLUMNS, PayloadLog, read_payloads
+from modelport.core.errors import ConfigError
+from modelport.observability.observe import RequestRecord
+from modelport.observability.payload_log import COLUMNS, PayloadLog, read_payloads
 from tests.obs_helpers import build_small_repository, v2_body, wait_for
 from tests.serving import run_server
 
@@ -252,7 +252,7 @@ def test_a_stream_left_by_a_dead_writer_is_converted_by_the_next_one(tmp_path: P
 def test_cli_reads_old_parquet_files_open_streams_and_skips_a_footerless_old_file(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    from modelport.payload_log import _schema
+    from modelport.observability.payload_log import _schema
 
     old = pa.table(
         {

@@ -12,10 +12,10 @@ import httpx
 import joblib
 import pytest
 
-from modelport.config import VersionPolicy, parse_versions
-from modelport.errors import ConfigError, ModelNotReady
-from modelport.repository import Repository
-from modelport.server.app import ModelportApp, ServerOptions
+from modelport.core.config import VersionPolicy, parse_versions
+from modelport.core.errors import ConfigError, ModelNotReady
+from modelport.protocols.rest.app import ModelportApp, ServerOptions
+from modelport.serving.repository import Repository
 from tests.versioned import add_version, constant_model, remove_version, traffic_toml, v2_body, write_config
 
 

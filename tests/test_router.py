@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelport.config import TrafficConfig, parse_traffic
-from modelport.errors import ConfigError
-from modelport.repository import Repository
-from modelport.router import Route, sticky_point
-from modelport.server.app import ModelportApp, ServerOptions
+from modelport.core.config import TrafficConfig, parse_traffic
+from modelport.core.errors import ConfigError
+from modelport.protocols.rest.app import ModelportApp, ServerOptions
+from modelport.serving.repository import Repository
+from modelport.serving.router import Route, sticky_point
 from tests.versioned import add_version, traffic_toml, v2_body, write_config
 
 

@@ -10,7 +10,7 @@ import httpx
 import joblib
 import pytest
 
-from modelport.payload_log import read_payloads
+from modelport.observability.payload_log import read_payloads
 from tests.obs_helpers import SlowModel, build_small_repository, v2_body, wait_for
 from tests.serving import run_server
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelport.errors import InvalidInput
-from modelport.signature import InputPlan, Signature, TensorSpec, datatype_of
+from modelport.core.errors import InvalidInput
+from modelport.core.signature import InputPlan, Signature, TensorSpec, datatype_of
 
 SIG = Signature(
     (TensorSpec("x", "FP64", (-1, 3)), TensorSpec("city", "BYTES", (-1,)), TensorSpec("n", "INT64", (-1,))),

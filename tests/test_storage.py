@@ -11,8 +11,8 @@ import pytest
 from sklearn.datasets import load_wine
 
 import modelport
-from modelport.errors import ModelLoadError
-from modelport.repository import Repository
+from modelport.core.errors import ModelLoadError
+from modelport.serving.repository import Repository
 from tests.conftest import free_port
 from tests.helpers import build_repository
 
@@ -82,7 +82,7 @@ def test_a_download_cut_mid_way_keeps_the_previous_copy(s3: str, monkeypatch: py
     import fsspec.config
     import s3fs
 
-    from modelport.storage import fetch
+    from modelport.core.storage import fetch
     from tests.cutting_proxy import CuttingProxy
 
     fs = s3fs.S3FileSystem()

@@ -21,8 +21,8 @@ import joblib
 import numpy as np
 import pytest
 
-from modelport.activity import BUCKET_SECONDS, Activity
-from modelport.observe import RequestRecord
+from modelport.observability.activity import BUCKET_SECONDS, Activity
+from modelport.observability.observe import RequestRecord
 from tests.serving import RunningServer, run_server
 from tests.tolerance import assert_close
 
@@ -410,7 +410,7 @@ def test_browser_ops_view_counts_requests(page: Any, server: RunningServer) -> N
 # -- what models know, in-process --------------------------------------------------------------------------
 def test_hints_from_encoders_and_boosters() -> None:
     import modelport
-    from modelport.input_hints import model_hints
+    from modelport.runtimes.input_hints import model_hints
 
     frame = modelport.load_model(str(EXAMPLES / "wine_frame"))
     hints = model_hints(frame)

@@ -1,7 +1,7 @@
 """The one way tests compare two computation paths (native vs compiled, row vs frame, REST vs gRPC).
 
 Floats agree when ``|got - want| <= rtol * |want| + atol * max(1, max|want|)``: the product's
-own contract (``modelport.compile.check``), relative because rounding error is relative to the
+own contract (``modelport.runtimes.compile.check``), relative because rounding error is relative to the
 terms of a sum, with an absolute floor scaled to the output's magnitude so a value near zero made
 of large terms is not called a disagreement. float32 outputs get float32's precision, and so do
 outputs widened to float64 from a float32 computation (ONNX, XGBoost): say ``single=True``. NaN
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.compile.check import ATOL, RTOL
+from modelport.runtimes.compile.check import ATOL, RTOL
 
 __all__ = ["ATOL", "RTOL", "F32_RTOL", "assert_close", "close"]
 

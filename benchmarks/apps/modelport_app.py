@@ -12,8 +12,8 @@ from typing import Any
 
 
 def app() -> Any:
-    from modelport.logs import configure_logging
-    from modelport.server.run import ServeConfig, build_app
+    from modelport.observability.logs import configure_logging
+    from modelport.process.run import ServeConfig, build_app
 
     configure_logging("info", "json")
     return build_app(ServeConfig(root=os.environ["BENCH_REPO"]))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from modelport.errors import ModelportError
-from modelport.loading import load_model
-from modelport.model import Model
-from modelport.signature import Batch, Signature, TensorSpec
+from modelport.core.errors import ModelportError
+from modelport.core.model import Model
+from modelport.core.signature import Batch, Signature, TensorSpec
+from modelport.runtimes.loading import load_model
 
 __version__ = "0.1.0"
 

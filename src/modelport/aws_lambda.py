@@ -36,8 +36,8 @@ def make_handler(
     """A Lambda handler (``handler(event, context) -> response``) over the models at ``root``."""
     from mangum import Mangum
 
-    from modelport.server.app import DEFAULT_MAX_BODY
-    from modelport.server.run import ServeConfig, build_app
+    from modelport.process.run import ServeConfig, build_app
+    from modelport.protocols.rest.app import DEFAULT_MAX_BODY
 
     config = ServeConfig(
         root=root,
@@ -54,8 +54,8 @@ def make_handler(
 
 
 def _from_env() -> Any:
-    from modelport.cli import _parse_size
-    from modelport.logs import configure_logging
+    from modelport.core.config import parse_size
+    from modelport.observability.logs import configure_logging
 
     configure_logging("info", os.environ.get("MODELPORT_LOG_FORMAT", "json"))
     root = os.environ.get("MODELPORT_MODELS") or os.path.join(os.environ.get("LAMBDA_TASK_ROOT", "."), "models")
@@ -64,7 +64,7 @@ def _from_env() -> Any:
     return make_handler(
         root,
         auth_token=os.environ.get("MODELPORT_AUTH_TOKEN") or None,
-        max_body=_parse_size(body) if body else None,
+        max_body=parse_size(body) if body else None,
         request_timeout=(float(timeout) or None) if timeout else LAMBDA_REQUEST_TIMEOUT,
     )
 

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from modelport.errors import ConfigError
+from modelport.core.errors import ConfigError
 
 __all__ = [
     "BenchResult",

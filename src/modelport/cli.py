@@ -11,7 +11,8 @@ from typing import Any
 import click
 import numpy as np
 
-from modelport.errors import ModelportError
+from modelport.core.config import parse_size
+from modelport.core.errors import ConfigError, ModelportError
 
 EPILOG = """\b
 Examples:
@@ -42,29 +43,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _parse_size(value: str) -> int:
-    text = value.strip().upper()
-    units = {
-        "K": 1024,
-        "KB": 1024,
-        "KIB": 1024,
-        "M": 1024**2,
-        "MB": 1024**2,
-        "MIB": 1024**2,
-        "G": 1024**3,
-        "GB": 1024**3,
-        "GIB": 1024**3,
-    }
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix):
-            number = text[: -len(suffix)].strip()
-            try:
-                return int(float(number) * units[suffix])
-            except ValueError:
-                break
     try:
-        return int(text)
-    except ValueError:
-        raise click.BadParameter(f"'{value}' is not a size; use bytes or a unit such as 32MiB, 512K") from None
+        return parse_size(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _token(option: str, env: str, given: str | None, path: str | None) -> str | None:
@@ -317,9 +299,9 @@ def serve(
     PATH is an artifact (model.onnx, model.joblib, an MLflow or Spark ML directory), or a
     repository laid out NAME/[VERSION/]ARTIFACT; local, s3:// or gs://.
     """
-    from modelport.logs import configure_logging
-    from modelport.server.run import ServeConfig
-    from modelport.server.run import serve as run_server
+    from modelport.observability.logs import configure_logging
+    from modelport.process.run import ServeConfig
+    from modelport.process.run import serve as run_server
 
     configure_logging(log_level, log_format)
     auth_token = _token("--auth-token", "MODELPORT_AUTH_TOKEN", auth_token, auth_token_file)
@@ -375,7 +357,7 @@ def serve(
 @click.option("--no-compile", is_flag=True, help="Serve with the model's own runtime (no compiled kernels).")
 def inspect(path: str, as_json: bool, no_compile: bool) -> None:
     """Show a model's signature, flavor, runtime and files (like saved_model_cli show)."""
-    from modelport.loading import describe, load_model, spec_summary
+    from modelport.runtimes.loading import describe, load_model, spec_summary
 
     try:
         model = load_model(path, compile=False if no_compile else None)
@@ -425,7 +407,7 @@ def inspect(path: str, as_json: bool, no_compile: bool) -> None:
 @click.option("--no-compile", is_flag=True, help="Predict with the model's own runtime (no compiled kernels).")
 def predict(path: str, input_: str, outputs: tuple[str, ...], no_compile: bool) -> None:
     """Predict once in-process and print the outputs as JSON."""
-    from modelport.loading import load_model
+    from modelport.runtimes.loading import load_model
 
     text = Path(input_[1:]).read_text() if input_.startswith("@") else input_
     if not input_.startswith("@") and not input_.lstrip().startswith(("{", "[")) and Path(input_).is_file():
@@ -450,7 +432,7 @@ def predict(path: str, input_: str, outputs: tuple[str, ...], no_compile: bool) 
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the newest N requests.")
 def payloads(directory: str, as_json: bool, model: str | None, limit: int | None) -> None:
     """Show the requests and responses a server recorded with --payload-log DIR."""
-    from modelport.payload_log import iter_rows, read_payloads
+    from modelport.observability.payload_log import iter_rows, read_payloads
 
     try:
         table = read_payloads(directory, model=model, on_skip=lambda m: click.echo(f"warning: {m}", err=True))
@@ -580,8 +562,8 @@ def score(
     The output is written under a temporary name beside it and renamed when done; an error,
     SIGTERM or Ctrl-C removes the temporary file.
     """
-    from modelport.batch.files import refuse_existing
-    from modelport.batch.score import Interrupted, parse_map, score_files, stop_on_signals
+    from modelport.offline.files import refuse_existing
+    from modelport.offline.score import Interrupted, parse_map, score_files, stop_on_signals
 
     try:
         pairs = parse_map(mapping)
@@ -590,7 +572,7 @@ def score(
         if not force:
             refuse_existing(output)
         if engine == "spark":
-            from modelport.batch.spark import score_with_spark
+            from modelport.offline.dataframes import score_with_spark
 
             report = score_with_spark(
                 model,
@@ -701,7 +683,7 @@ def _bench(
     plot_path: str | None,
     as_json: bool,
 ) -> Any:
-    from modelport.errors import ConfigError
+    from modelport.core.errors import ConfigError
 
     mode = mode or ("v2" if model else "raw")
     pairs = []
@@ -770,9 +752,9 @@ def compile_(paths: tuple[str, ...], check: bool) -> None:
     \b
     MODELPORT_COMPILE_CACHE=/opt/modelport/compiled modelport compile /models   # in an image build
     """
-    from modelport.compile.cache import cache_dir
     from modelport.deploy.precompile import check_fresh_start, compile_models
-    from modelport.logs import configure_logging
+    from modelport.observability.logs import configure_logging
+    from modelport.runtimes.compile.cache import cache_dir
 
     configure_logging("warning", "text")
     directory = cache_dir()

@@ -11,7 +11,7 @@ It keeps connections open between calls, splits many rows into requests of
 ``batch_size`` rows, and retries what a retry can fix: refused or dropped
 connections, timeouts, 429 and 503 (honouring ``Retry-After``), with exponential
 backoff and jitter. A 4xx answer is never retried: it raises the matching
-:mod:`modelport.errors` class with the server's message. :class:`AsyncClient` is the
+:mod:`modelport.core.errors` class with the server's message. :class:`AsyncClient` is the
 same for asyncio and sends a call's requests concurrently.
 """
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from modelport.errors import (
+from modelport.core.errors import (
     BadRequest,
     InvalidInput,
     MethodNotAllowed,
@@ -39,7 +39,7 @@ from modelport.errors import (
     UnknownModel,
     UnsupportedMediaType,
 )
-from modelport.signature import DATATYPES, Batch, Signature, datatype_of
+from modelport.core.signature import DATATYPES, Batch, Signature, datatype_of
 
 if TYPE_CHECKING:
     import httpx

@@ -5,7 +5,7 @@
     # models/churn/1/model.py
     import joblib
     from modelport.custom import Model, TensorSpec
-    from modelport.errors import InvalidInput
+    from modelport.core.errors import InvalidInput
 
     class Churn(Model):
         inputs = [TensorSpec("tenure", "FP64"), TensorSpec("plan", "BYTES")]
@@ -35,8 +35,8 @@ declared output with one row per input row. It is served like every flavor: V1, 
 binary), gRPC, batching, versions, traffic, metrics, the payload log, the web page and
 ``modelport score``.
 
-An exception the class raises is a 500 that names it; raise :class:`~modelport.errors.InvalidInput`
-(or another :class:`~modelport.errors.ClientError`) for bad client data to answer 4xx instead.
+An exception the class raises is a 500 that names it; raise :class:`~modelport.core.errors.InvalidInput`
+(or another :class:`~modelport.core.errors.ClientError`) for bad client data to answer 4xx instead.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modelport.signature import Batch, Signature, TensorSpec
+from modelport.core.signature import Batch, Signature, TensorSpec
 
 __all__ = ["Batch", "Model", "Signature", "TensorSpec"]
 

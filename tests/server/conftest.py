@@ -6,8 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelport.repository import Repository
-from modelport.server.app import ModelportApp, ServerOptions
+from modelport.protocols.rest.app import ModelportApp, ServerOptions
+from modelport.serving.repository import Repository
 from tests.helpers import build_repository
 
 

@@ -126,8 +126,8 @@ def test_a_grpc_clients_deadline_is_honoured(server: tuple[RunningServer, int]) 
 
 
 def test_limits_must_be_a_number_of_seconds(tmp_path: Path) -> None:
-    from modelport.config import read_config
-    from modelport.errors import ConfigError
+    from modelport.core.config import read_config
+    from modelport.core.errors import ConfigError
 
     (tmp_path / "modelport.toml").write_text('[limits]\nrequest_timeout = "soon"\n')
     with pytest.raises(ConfigError, match=r"\[limits\] request_timeout must be a number of seconds >= 0, got 'soon'"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelport.repository import Repository
+from modelport.serving.repository import Repository
 from tests.server.conftest import make_client
 
 ROW = [13.2, 1.8, 2.1, 15.0, 100.0, 2.4, 2.6, 0.3, 1.6, 4.7, 1.0, 3.2, 1050.0]
@@ -373,7 +373,7 @@ async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
 async def test_model_failure_is_logged_with_the_request_id_and_counted(
     repository: Repository, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from modelport.metrics import Metrics
+    from modelport.observability.metrics import Metrics
 
     metrics = Metrics()
     async with make_client(repository, metrics=metrics, observers=[metrics]) as c:

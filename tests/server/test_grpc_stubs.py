@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-PROTO = "modelport/server/proto/grpc_predict_v2.proto"
+PROTO = "modelport/protocols/grpc/proto/grpc_predict_v2.proto"
 
 
 def test_stubs_match_the_proto(tmp_path: Path) -> None:
     pytest.importorskip("grpc_tools")
-    (tmp_path / "modelport/server/proto").mkdir(parents=True)
+    (tmp_path / "modelport/protocols/grpc/proto").mkdir(parents=True)
     shutil.copy(SRC / PROTO, tmp_path / PROTO)
     subprocess.run(
         [
@@ -32,6 +32,6 @@ def test_stubs_match_the_proto(tmp_path: Path) -> None:
         check=True,
     )
     for name in ("grpc_predict_v2_pb2.py", "grpc_predict_v2_pb2_grpc.py", "grpc_predict_v2_pb2.pyi"):
-        fresh = (tmp_path / "modelport/server/proto" / name).read_text()
-        committed = (SRC / "modelport/server/proto" / name).read_text()
+        fresh = (tmp_path / "modelport/protocols/grpc/proto" / name).read_text()
+        committed = (SRC / "modelport/protocols/grpc/proto" / name).read_text()
         assert fresh == committed, f"{name} is stale: run `make grpc-gen`"

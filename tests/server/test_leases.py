@@ -11,7 +11,7 @@ from pathlib import Path
 import joblib
 import pytest
 
-from modelport.repository import Repository
+from modelport.serving.repository import Repository
 from tests.helpers import SleepyModel, build_repository
 from tests.server.conftest import make_client
 
@@ -75,9 +75,9 @@ async def test_a_request_cancelled_by_its_client_is_not_a_deadline(tmp_path: Pat
 
     import orjson
 
-    from modelport.dataplane import DataPlane
-    from modelport.inference import InferCall, Trace
-    from modelport.server import v2
+    from modelport.protocols.rest import v2
+    from modelport.serving.dataplane import DataPlane
+    from modelport.serving.inference import InferCall, Trace
 
     (tmp_path / "sleepy").mkdir()
     joblib.dump(SleepyModel(), tmp_path / "sleepy" / "model.joblib")

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from modelport.payload_log import iter_rows, read_payloads
+from modelport.observability.payload_log import iter_rows, read_payloads
 from tests.conftest import free_port
 from tests.obs_helpers import DIABETES_ROW, build_small_repository, v2_body, wait_for
 from tests.serving import RunningServer, run_server

@@ -7,7 +7,7 @@ import joblib
 import numpy as np
 from sklearn.datasets import load_wine
 
-from modelport.repository import Repository
+from modelport.serving.repository import Repository
 from tests.server.conftest import make_client
 from tests.tolerance import assert_close
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from modelport.sparkml.reader import read_metadata
-from modelport.sparkml.registry import load_all
-from modelport.sparkml.stage import STAGES, Frame, Stage
-from modelport.sparkml.vectors import SparseRow
+from modelport.runtimes.sparkml.reader import read_metadata
+from modelport.runtimes.sparkml.registry import load_all
+from modelport.runtimes.sparkml.stage import STAGES, Frame, Stage
+from modelport.runtimes.sparkml.vectors import SparseRow
 from tests.tolerance import assert_close
 
 

@@ -117,7 +117,7 @@ def fit_save_load(
     """Fit a Pipeline with Spark, save it (no .crc files), load it with modelport (optionally naming outputs)."""
     from pyspark.ml import Pipeline
 
-    from modelport.config import ModelConfig
+    from modelport.core.config import ModelConfig
 
     fitted = Pipeline(stages=stages).fit(train)
     fitted.write().overwrite().save(str(path))

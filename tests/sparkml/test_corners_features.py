@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.config import ModelConfig
-from modelport.errors import InvalidInput, ModelLoadError
-from modelport.signature import TensorSpec
-from modelport.sparkml.vectors import null_mask
+from modelport.core.config import ModelConfig
+from modelport.core.errors import InvalidInput, ModelLoadError
+from modelport.core.signature import TensorSpec
+from modelport.runtimes.sparkml.vectors import null_mask
 from tests.sparkml.parity import compare, fit_save_load
 from tests.tolerance import assert_close
 
@@ -233,7 +233,7 @@ def test_unparsable_spark_version_fails_at_load(tmp_path: Path, version: str | N
 
 def test_request_null_and_nan_arrive_apart() -> None:
     # JSON has no NaN literal: null is Spark's null, the string "NaN" is NaN (both NaN to other models).
-    from modelport.signature import InputPlan, Signature
+    from modelport.core.signature import InputPlan, Signature
 
     plan = InputPlan("m", Signature((TensorSpec("x", "FP64", (-1,)),), ()))
     for data in ([None, "NaN", 1.5], [None, NAN, 1.5]):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelport.errors import InvalidInput
+from modelport.core.errors import InvalidInput
 from tests.sparkml._util import collect, load_stage, run_stage, vector_df
 from tests.tolerance import assert_close
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import modelport
-from modelport.errors import ModelLoadError
-from modelport.sparkml.java_case import java_lower
+from modelport.core.errors import ModelLoadError
+from modelport.runtimes.sparkml.java_case import java_lower
 from tests.sparkml.parity import compare, fit_save_load
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]

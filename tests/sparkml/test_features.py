@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.errors import InvalidInput
+from modelport.core.errors import InvalidInput
 from tests.sparkml.parity import batch_from, collect, compare, fit_save_load, penguin_df, penguins
 from tests.tolerance import assert_close
 
@@ -115,7 +115,10 @@ def test_default_outputs_are_leaf_columns(spark: Any, tmp_path: Path) -> None:
     assert model.signature.output_names == ["features", "island_back"]
     # island_i carries 3 labels + "__unknown" (keep), so the encoder sees 4 categories and drops the last
     assert model.signature.output("features").shape == (-1, 4)
-    assert model.info["runtime"] == {"features": "modelport.sparkml", "island_back": "modelport.sparkml"}
+    assert model.info["runtime"] == {
+        "features": "modelport.sparkml",
+        "island_back": "modelport.sparkml",
+    }
     assert model.info["stages"][0] == "StringIndexerModel(island -> island_i)"
     assert model.info["spark_version"] == spark.version
 

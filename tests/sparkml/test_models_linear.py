@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from modelport.errors import InvalidInput
+from modelport.core.errors import InvalidInput
 from tests.sparkml._util import assert_parity, load_stage, run_stage, vector_df
 
 pytestmark = pytest.mark.slow

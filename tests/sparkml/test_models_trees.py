@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from modelport.errors import ModelLoadError
+from modelport.core.errors import ModelLoadError
 from tests.sparkml._util import assert_parity, collect, load_stage, vector_df
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.errors import InvalidInput, ModelLoadError
+from modelport.core.errors import InvalidInput, ModelLoadError
 from tests.sparkml._stages import WINE_COLS, compare_all, save_stage, split, wine_rows
 from tests.sparkml.parity import batch_from, collect, fit_save_load
 from tests.tolerance import assert_close

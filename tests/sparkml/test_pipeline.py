@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.errors import ModelLoadError
+from modelport.core.errors import ModelLoadError
 from tests.sparkml.parity import fit_save_load, penguin_df, penguins
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]

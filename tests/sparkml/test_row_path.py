@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.errors import InvalidInput
-from modelport.sparkml.pipeline import SparkPipeline
-from modelport.sparkml.vectors import SparseRow, row_array, row_dense, row_dot, row_size, safe_exp
+from modelport.core.errors import InvalidInput
+from modelport.runtimes.sparkml.pipeline import SparkPipeline
+from modelport.runtimes.sparkml.vectors import SparseRow, row_array, row_dense, row_dot, row_size, safe_exp
 from tests.sparkml.parity import assert_rows_alone, batch_from, fit_save_load, penguin_df, penguins
 from tests.tolerance import assert_close
 
@@ -196,7 +196,7 @@ def test_stage_without_row_method_uses_the_frame_path(spark: Any, tmp_path: Path
 def test_hashing_tf_bucket_cache_is_bounded(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pyspark.ml.feature import HashingTF, Tokenizer
 
-    import modelport.sparkml.text as text
+    import modelport.runtimes.sparkml.text as text
 
     df = spark.createDataFrame([("a b c",)], "text string")
     fitted, model = fit_save_load(

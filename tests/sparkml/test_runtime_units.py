@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from modelport.sparkml.features import _label_type
-from modelport.sparkml.text import murmur3_spark2
-from modelport.sparkml.vectors import as_float, java_double_str
+from modelport.runtimes.sparkml.features import _label_type
+from modelport.runtimes.sparkml.text import murmur3_spark2
+from modelport.runtimes.sparkml.vectors import as_float, java_double_str
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def test_spark35_fixture(case: str) -> None:
     expected = json.loads((FIXTURES / case / "expected.json").read_text())
     assert expected["spark_version"].startswith("3.5")
     wanted = list(expected["outputs"])
-    from modelport.config import ModelConfig
+    from modelport.core.config import ModelConfig
 
     model = modelport.load_model(FIXTURES / case / "model", config=ModelConfig(outputs=tuple(wanted)))
     assert model.info["spark_version"].startswith("3.5")

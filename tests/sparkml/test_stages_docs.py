@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from modelport.sparkml.registry import supported_classes
+from modelport.runtimes.sparkml.registry import supported_classes
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sparkml.md"
 

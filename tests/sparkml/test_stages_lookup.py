@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 import modelport
-from modelport.errors import InvalidInput
+from modelport.core.errors import InvalidInput
 from tests.sparkml._stages import save_stage
 from tests.sparkml._util import load_stage, run_stage, vector_df
 from tests.sparkml.parity import assert_rows_alone, batch_from, fit_save_load, rotten_tomatoes

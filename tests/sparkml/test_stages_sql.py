@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelport.errors import InvalidInput, ModelLoadError
+from modelport.core.errors import InvalidInput, ModelLoadError
 from tests.sparkml._stages import compare_all, split, wine_df, wine_rows
 from tests.sparkml.parity import fit_save_load
 
@@ -81,9 +81,9 @@ def test_sql_division_by_zero_in_a_spark3_save_is_null(tmp_path: Path) -> None:
     """Spark 3.x's SQL is not ANSI by default: x / 0 and x % 0 are null (a 3.5 save carries sparkVersion 3.5)."""
     import json
 
-    from modelport.sparkml.reader import read_metadata
-    from modelport.sparkml.sql import SQLTransformer as Stage
-    from modelport.sparkml.stage import ColumnInfo, Frame
+    from modelport.runtimes.sparkml.reader import read_metadata
+    from modelport.runtimes.sparkml.sql import SQLTransformer as Stage
+    from modelport.runtimes.sparkml.stage import ColumnInfo, Frame
 
     meta_dir = tmp_path / "sql" / "metadata"
     meta_dir.mkdir(parents=True)

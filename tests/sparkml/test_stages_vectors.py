@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 import modelport
-from modelport.errors import InvalidInput, ModelLoadError
+from modelport.core.errors import InvalidInput, ModelLoadError
 from tests.sparkml._stages import WINE_COLS, compare_all, save_stage, split, wine_df, wine_rows
 from tests.sparkml._util import load_stage, run_stage, vector_df
 from tests.sparkml.parity import collect, fit_save_load

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.sparkml.text import murmur3_spark2
+from modelport.runtimes.sparkml.text import murmur3_spark2
 from tests.sparkml.parity import compare, fit_save_load, rotten_tomatoes
 from tests.tolerance import assert_close
 
@@ -137,7 +137,7 @@ def test_null_text_is_a_client_error(spark: Any, tmp_path: Path) -> None:
         df,
         tmp_path / "m",
     )
-    with pytest.raises(modelport.errors.InvalidInput) as err:
+    with pytest.raises(modelport.core.errors.InvalidInput) as err:
         model.predict({"text": ["fine", None]})
     assert err.value.status == 400
     assert "Tokenizer" in err.value.message and "'text'" in err.value.message and "None" in err.value.message

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from modelport.repository import Repository
-from modelport.server.binary import rectangular
+from modelport.protocols.rest.binary import rectangular
+from modelport.serving.repository import Repository
 from tests.server.conftest import make_client
 
 TEXTS = ["Hello  world", "a", "", "The quick brown fox"]
@@ -109,8 +109,8 @@ def test_grpc_sends_the_same_rectangle(saved: tuple[Path, list[list[str]], list[
     root, words, _ = saved
     script = (
         "import json, sys\n"
-        "from modelport.repository import Repository\n"
-        "from modelport.server.grpc import encode_response\n"
+        "from modelport.serving.repository import Repository\n"
+        "from modelport.protocols.grpc.servicer import encode_response\n"
         "repository = Repository(sys.argv[1]).load()\n"
         "model = repository.get('tokens')\n"
         "result = model.predict({'text': json.loads(sys.argv[2])}, ['words'])\n"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelport.errors import ConfigError, ModelportError
+from modelport.core.errors import ConfigError, ModelportError
 
 if TYPE_CHECKING:  # `modelport serve` imports this module: keep it to click
     from modelport.deploy.plan import Plan
@@ -64,7 +64,7 @@ def _plan(
     python_version: str | None,
     **_: Any,
 ) -> Plan:
-    from modelport.deploy.models import extras_for, extras_for_uri, find_models
+    from modelport.deploy.inventory import extras_for, extras_for_uri, find_models
     from modelport.deploy.plan import Plan
 
     found = find_models(models) if models else []

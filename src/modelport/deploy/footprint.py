@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelport.errors import ModelportError
+from modelport.core.errors import ModelportError
 
 __all__ = ["Footprint", "measure"]
 

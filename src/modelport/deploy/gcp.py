@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelport.core.errors import ConfigError
 from modelport.deploy.plan import AUTH_ENV, HEALTH_LIVE, HEALTH_READY, Plan, dump_yaml, modelport_version
-from modelport.errors import ConfigError
 
 __all__ = [
     "INSTANCE_CLASSES",

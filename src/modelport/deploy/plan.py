@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from modelport.deploy.footprint import Footprint
-from modelport.deploy.models import FoundModel
+from modelport.deploy.inventory import FoundModel
 
 __all__ = ["HEALTH_LIVE", "HEALTH_READY", "Plan", "dump_yaml", "modelport_version", "write_files"]
 

@@ -27,7 +27,7 @@ class Compiled:
 
 def compile_models(root: str) -> list[Compiled]:
     """Load ``root`` as serve does (compile on) and say what serves each version."""
-    from modelport.repository import Repository
+    from modelport.serving.repository import Repository
 
     repo = Repository(root, compile=None).load()
     out = []
@@ -47,8 +47,8 @@ def compile_models(root: str) -> list[Compiled]:
 
 _PROBE = """
 import json, sys
-from modelport.repository import Repository
-from modelport.server.run import frameworks_loaded
+from modelport.serving.repository import Repository
+from modelport.process.run import frameworks_loaded
 repo = Repository(sys.argv[1]).load()
 print(json.dumps({"frameworks": frameworks_loaded(), "ready": repo.ready()}))
 repo.close()

@@ -1,1 +1,0 @@
-"""Batch scoring: big files on one machine (``modelport score``) and Spark DataFrames (``modelport.spark``)."""

@@ -1,0 +1,1 @@
+"""Scoring without a server: big files on one machine (`modelport score`) and Spark DataFrames (`modelport.spark`)."""

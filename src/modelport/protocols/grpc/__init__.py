@@ -1,0 +1,1 @@
+"""The Open Inference V2 gRPC servicer and its generated stubs."""

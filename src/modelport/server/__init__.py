@@ -1,1 +1,0 @@
-"""The ASGI server: one thin module per wire protocol over the transport-agnostic DataPlane."""

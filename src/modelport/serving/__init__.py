@@ -1,0 +1,1 @@
+"""Protocol-neutral serving: request types, the DataPlane, the repository of versions, routing and batching."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from modelport.core.config import parse_size
 from modelport.core.errors import ConfigError, ModelportError
+from modelport.core.fastpaths import FAST_PATHS
 
 EPILOG = """\b
 Examples:
@@ -124,6 +125,13 @@ def _token(option: str, env: str, given: str | None, path: str | None) -> str | 
     help="Also serve Open Inference Protocol V2 over gRPC on this port (KServe uses 8081).",
 )
 @click.option("--no-compile", is_flag=True, help="Serve every model with its native runtime.")
+@click.option(
+    "--reference-path",
+    "reference_paths",
+    multiple=True,
+    type=click.Choice(sorted(FAST_PATHS)),
+    help="Answer through this fast path's reference computation instead (repeatable; docs/operations.md).",
+)
 @click.option(
     "--batching",
     type=click.Choice(["auto", "on", "off"]),
@@ -273,6 +281,7 @@ def serve(
     ssl_keyfile: str | None,
     grpc_port: int | None,
     no_compile: bool,
+    reference_paths: tuple[str, ...],
     batching: str,
     max_batch_size: int,
     max_latency_ms: float,
@@ -344,6 +353,7 @@ def serve(
         body_timeout=body_timeout,
         max_connections=max_connections,
         max_header_bytes=header_bytes,
+        reference_paths=reference_paths,
     )
     try:
         run_server(config)

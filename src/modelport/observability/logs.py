@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from modelport.core import fastpaths
 from modelport.observability.observe import RequestRecord
 
 __all__ = ["ACCESS_LOGGER", "LOG_FORMATS", "AccessLog", "JsonFormatter", "TextFormatter", "configure_logging"]
@@ -193,7 +194,7 @@ class AccessLog:
         }
         if record.error is not None:
             extra["error"] = record.error
-        handler = _direct_handler(logger)
+        handler = _direct_handler(logger) if fastpaths.enabled("access-log") else None
         if handler is None:
             logger.info("%s", message, extra=extra)
             return

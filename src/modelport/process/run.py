@@ -33,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from modelport.core import fastpaths
 from modelport.core.config import BatchingConfig
 from modelport.process.shutdown import DrainFlag, drain_on_sigterm, watch_drain
 from modelport.protocols.rest.app import DEFAULT_MAX_BODY, ModelportApp, ServerOptions
@@ -82,12 +83,15 @@ class ServeConfig:
     body_timeout: float = 30.0  # the whole request body, from its first byte to its last
     max_connections: int = 1024  # across all workers
     max_header_bytes: int = 64 * 1024
+    # Fast paths switched to their reference computation (core/fastpaths.py), in every process.
+    reference_paths: tuple[str, ...] = ()
 
 
 def build_app(
     config: ServeConfig, repository: Repository | None = None, metrics_dir: str | None = None
 ) -> ModelportApp:
     """The app over ``repository`` (loaded here unless given); ``metrics_dir`` is shared by the workers."""
+    fastpaths.use_reference(config.reference_paths)  # a spawned worker starts with every fast path on
     if repository is None:
         repository = Repository(config.root, compile=config.compile).load()
     # Each worker process polls and reloads on its own (see docs/versions-and-traffic.md).
@@ -164,6 +168,7 @@ def serve(config: ServeConfig) -> None:
 
     from modelport.observability.logs import configure_logging
 
+    fastpaths.use_reference(config.reference_paths)  # before the load: the trial child and forks inherit it
     per_worker = connection_cap(config)
     server = Server(
         "modelport.process.run:worker_app",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from modelport.core import fastpaths
 from modelport.core.config import ModelConfig, merge, read_config
 from modelport.core.errors import ConfigError, ModelLoadError
 from modelport.core.model import Model, Predictor, predict_outputs
@@ -102,7 +103,7 @@ def load_model(
         flavor, artifact = detect(local)
     if compile is not None:
         cfg = ModelConfig(**{**cfg.__dict__, "compile": compile})
-    if cfg.compile is not False:
+    if cfg.compile is not False and fastpaths.enabled("compiled"):
         from modelport.runtimes.compile import load_compiled
 
         predictor = load_compiled(flavor, artifact, cfg, lambda: load_predictor(flavor, artifact, cfg))

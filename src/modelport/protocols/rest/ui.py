@@ -183,6 +183,7 @@ def ops_payload(app: ModelportApp) -> dict[str, Any]:
             if v.model is not None:
                 info["flavor"] = v.model.flavor
                 info["batching"] = plane.batching_info(v.model)
+                info["runtime"] = v.model.info.get("runtime")  # compiled or the framework's own, per output
             versions[str(v.version)] = info
         models[entry.name] = {"versions": versions, "unloaded": entry.unloaded}
     shadows = {f"{name}:{version}": stats.to_dict() for (name, version), stats in plane.shadow_stats.items()}

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from modelport.core import fastpaths
 from modelport.core.errors import ModelLoadError
 from modelport.core.signature import Batch, Signature, TensorSpec
 from modelport.runtimes.sparkml.reader import StageMeta, read_metadata, stage_dirs
@@ -158,7 +159,7 @@ class SparkPipeline:
         steps = [s.row_step() for s in stages]
         #: stages without a row method; any of them sends one-row batches down the frame path
         self.row_blockers = [s.describe() for s, step in zip(stages, steps, strict=True) if step is None]
-        if not self.row_blockers and sources:
+        if not self.row_blockers and sources and fastpaths.enabled("sparkml-row"):
             self._row_steps = [step for step in steps if step is not None]
             self._row_sources = [(n, _source_kind(dt, shape)) for n, (dt, shape) in sources.items()]
         #: how a one-row batch is computed: "row" (per-row Python) or "frame" (the columnar path)

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from modelport.observability.observe import RequestRecord
+
 DIABETES_ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
 
 
@@ -86,3 +88,24 @@ class SlowModel:
             Path(marker).touch()
         time.sleep(self.delay)
         return np.zeros(len(X))
+
+
+def access_record(**changes: object) -> RequestRecord:
+    """A finished request as observers see it (a V2 call to diabetes v2), with ``changes`` applied."""
+    base = RequestRecord(
+        request_id="client-7",
+        method="POST",
+        path="/v2/models/diabetes/infer",
+        protocol="v2",
+        model="diabetes",
+        version=2,
+        status=200,
+        started=1_700_000_000.25,
+        duration=0.0034567,
+        inputs=None,
+        outputs=None,
+        error=None,
+    )
+    for key, value in changes.items():
+        setattr(base, key, value)
+    return base

@@ -29,9 +29,9 @@ import modelport
 from modelport.core import fastpaths
 from modelport.core.config import ModelConfig
 from modelport.core.errors import ConfigError
-from modelport.observability.logs import AccessLog, JsonFormatter, TextFormatter
-from modelport.observability.observe import RequestRecord
+from modelport.observability.logs import AccessLog, JsonFormatter, TextFormatter, _direct_handler
 from modelport.runtimes.compile import COMPILED
+from tests.obs_helpers import access_record
 from tests.tolerance import assert_close
 
 SPARK_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sparkml" / "spark35"
@@ -104,28 +104,12 @@ def _sparkml_row(tmp_path: Path) -> None:
     assert taken >= 3, "too few committed Spark pipelines take the row path to compare it"
 
 
-def _record(**changes: object) -> RequestRecord:
-    base = RequestRecord(
-        request_id="client-7",
-        method="POST",
-        path="/v2/models/diabetes/infer",
-        protocol="v2",
-        model="diabetes",
-        version=2,
-        status=200,
-        started=1_700_000_000.25,
-        duration=0.0034567,
-        inputs=None,
-        outputs=None,
-        error=None,
-    )
-    for key, value in changes.items():
-        setattr(base, key, value)
-    return base
-
-
 def _access_log(tmp_path: Path) -> None:
-    records = [_record(), _record(status=400, error="model 'diabetes': bad"), _record(model=None, version=None)]
+    records = [
+        access_record(),
+        access_record(status=400, error="model 'diabetes': bad"),
+        access_record(model=None, version=None),
+    ]
     for formatter in (JsonFormatter, TextFormatter):
         logger = logging.getLogger(f"modelport.access.fastpath.{formatter.__name__}")
         stream = io.StringIO()
@@ -136,6 +120,7 @@ def _access_log(tmp_path: Path) -> None:
         logger.setLevel(logging.INFO)
         logger.propagate = False
         access = AccessLog(logger)
+        assert _direct_handler(logger) is handler, "the fast path would not be taken"
 
         def lines(s: io.StringIO = stream, a: AccessLog = access) -> list[str]:
             s.seek(0)

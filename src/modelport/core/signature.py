@@ -55,6 +55,10 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 
 _BY_DTYPE = {v: k for k, v in DATATYPES.items() if k != "BYTES"}
 
+#: V2 datatypes by numpy's type name, "string" for text: the names TensorFlow (``tf.DType.name``)
+#: and, but for float/double, onnxruntime give their tensor types.
+DATATYPES_BY_TYPE_NAME: dict[str, str] = {str(dtype): name for dtype, name in _BY_DTYPE.items()} | {"string": "BYTES"}
+
 
 def datatype_of(dtype: np.dtype[Any]) -> str:
     """The V2 datatype name for a numpy dtype; text and objects are BYTES."""

@@ -19,26 +19,13 @@ import numpy as np
 
 from modelport.core.config import ModelConfig
 from modelport.core.errors import ModelLoadError
-from modelport.core.signature import Batch, Signature, TensorSpec
+from modelport.core.signature import DATATYPES_BY_TYPE_NAME, Batch, Signature, TensorSpec
 
 __all__ = ["OnnxPredictor", "load"]
 
-# onnxruntime's type strings, "tensor(<this>)", to V2 datatypes.
-_ORT_TYPES = {
-    "float": "FP32",
-    "double": "FP64",
-    "float16": "FP16",
-    "int8": "INT8",
-    "int16": "INT16",
-    "int32": "INT32",
-    "int64": "INT64",
-    "uint8": "UINT8",
-    "uint16": "UINT16",
-    "uint32": "UINT32",
-    "uint64": "UINT64",
-    "bool": "BOOL",
-    "string": "BYTES",
-}
+# onnxruntime's type strings, "tensor(<this>)", to V2 datatypes: numpy's names but float and double.
+_ORT_NAMES = {"float32": "float", "float64": "double"}
+_ORT_TYPES = {_ORT_NAMES.get(name, name): datatype for name, datatype in DATATYPES_BY_TYPE_NAME.items()}
 
 THREADS_ENV = "MODELPORT_ONNX_THREADS"
 

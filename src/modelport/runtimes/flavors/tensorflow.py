@@ -21,28 +21,14 @@ import numpy as np
 
 from modelport.core.config import CONFIG_FILE, ModelConfig
 from modelport.core.errors import ModelLoadError
-from modelport.core.signature import Batch, Signature, TensorSpec
+from modelport.core.signature import DATATYPES_BY_TYPE_NAME, Batch, Signature, TensorSpec
 
 __all__ = ["DEFAULT_SIGNATURE", "TensorFlowPredictor", "load"]
 
 DEFAULT_SIGNATURE = "serving_default"
 
 # tf.DType.name -> V2 datatype (DT_STRING is BYTES; TF has no separate text type).
-_TF_TYPES = {
-    "float32": "FP32",
-    "float64": "FP64",
-    "float16": "FP16",
-    "int8": "INT8",
-    "int16": "INT16",
-    "int32": "INT32",
-    "int64": "INT64",
-    "uint8": "UINT8",
-    "uint16": "UINT16",
-    "uint32": "UINT32",
-    "uint64": "UINT64",
-    "bool": "BOOL",
-    "string": "BYTES",
-}
+_TF_TYPES = DATATYPES_BY_TYPE_NAME
 # The DT_* names saved_model_cli prints.
 _DT_NAMES = {
     "float32": "DT_FLOAT",

@@ -136,7 +136,7 @@ def _stderr_handler() -> logging.Handler:
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> str:
-    """Route every logger (uvicorn's too) to one stderr handler; returns the format used."""
+    """Route every logger (granian's too, see process/run.py) to one stderr handler; returns the format used."""
     chosen = resolve_format(fmt)
     # Per-record bookkeeping the formats never print (the logging docs' "Optimization" section):
     # the caller's file and line (a stack walk), thread, process and multiprocessing names.
@@ -151,14 +151,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> str:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error"):
-        lg = logging.getLogger(name)
-        lg.handlers.clear()
-        lg.propagate = True
-    # modelport.access (AccessLog) replaces uvicorn's access lines, which lack the request id.
-    uvicorn_access = logging.getLogger("uvicorn.access")
-    uvicorn_access.handlers.clear()
-    uvicorn_access.propagate = False
     return chosen
 
 

@@ -69,6 +69,21 @@ def test_records_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.inprogress"))
 
 
+def test_a_chunk_that_cannot_be_encoded_is_dropped_alone_and_the_depth_comes_back_to_zero(tmp_path: Path) -> None:
+    """Records are encoded 10,000 at a time: a bad record drops its own chunk, the chunks before it are written."""
+    depth: list[int] = []
+    log = PayloadLog(tmp_path, on_depth=depth.append, flush_seconds=3600)  # one flush, at close
+    for i in range(10_005):
+        record = _record(i)
+        if i == 10_002:
+            record.version = "two"  # type: ignore[assignment]  # not an int64: the second chunk fails
+        log.observe(record)
+    log.close()
+    assert log.written == 10_000
+    assert len(read_payloads(tmp_path)) == 10_000
+    assert sum(depth) == 0 and min(depth) < 0  # never below zero in total: each record leaves once
+
+
 def test_files_are_named_by_pid_and_roll_by_size(tmp_path: Path) -> None:
     log = PayloadLog(tmp_path, max_bytes=1, flush_seconds=0.05)
     for i in range(3):

@@ -326,13 +326,17 @@ class PayloadLog:
 
     def _flush(self) -> None:
         records = self._drain()
+        encoded = 0
         try:
             for start in range(0, len(records), 10_000):
                 self._held.append(_record_batch(records[start : start + 10_000]))
+                encoded = min(len(records), start + 10_000)
         except Exception:  # a record that cannot be encoded must not stop the writer
-            log.exception("payload log: could not encode %d records; they are dropped", len(records))
+            # The chunks encoded before the failure are held and leave the depth when written.
+            dropped = len(records) - encoded
+            log.exception("payload log: could not encode %d records; they are dropped", dropped)
             if self._on_depth is not None:
-                self._on_depth(-len(records))
+                self._on_depth(-dropped)
         if not self._held and (self._journal is None or not self._journal.unsynced):
             return
         try:

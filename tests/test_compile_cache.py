@@ -152,3 +152,29 @@ def test_a_cache_hit_imports_neither_scikit_learn_nor_pandas_nor_scipy_stats(cac
     assert seen["heavy"] == []
     native = modelport.load_model(BREAST, compile=False)
     assert_close(seen["proba"], native.predict({"input": np.ones((3, 30))})["predict_proba"], what="cached vs native")
+
+
+def test_a_model_from_the_cache_still_refuses_values_beyond_float32(cache: Path, tmp_path: Path) -> None:
+    """A forest computes in float32: the range check must hold without the native model loaded to ask."""
+    import joblib
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = load_breast_cancer(return_X_y=True)
+    path = tmp_path / "a" / "forest.joblib"
+    path.parent.mkdir()
+    joblib.dump(RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), path)
+    first = modelport.load_model(path)
+    assert first.plan.compute_datatype == "FP32"
+    other = tmp_path / "b" / "forest.joblib"
+    other.parent.mkdir()
+    shutil.copy(path, other)
+    second = modelport.load_model(other)
+    assert isinstance(second.predictor.inner, LazyNative)
+    assert second.plan.compute_datatype == "FP32"
+    x = X[:2].copy()
+    x[0, 4] = 1e39
+    with pytest.raises(modelport.ModelportError, match=r"beyond the range of FP32") as err:
+        second.predict({"input": x})
+    assert err.value.status == 400
+    assert second.predictor.inner.loaded is False  # refused before any model ran

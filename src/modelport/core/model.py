@@ -129,7 +129,7 @@ class Model:
             self.signature = full.select_outputs(outputs)
         else:
             self.signature = full
-        self.plan = InputPlan(name, self.signature, compute_datatype=_compute_datatype(predictor))
+        self.plan = InputPlan(name, self.signature, compute_datatype=compute_datatype_of(predictor))
         self._output_names = tuple(self.signature.output_names)
         # Looked up for every response the codecs encode; built once here.
         self.output_datatypes = {s.name: s.datatype for s in self.signature.outputs}
@@ -222,7 +222,7 @@ class Model:
             self._close()
 
 
-def _compute_datatype(predictor: Any) -> str | None:
+def compute_datatype_of(predictor: Any) -> str | None:
     """The datatype the predictor (or the one it wraps) computes its inputs in, when it says.
 
     Reads instance attributes only: a wrapper's ``__getattr__`` could load a lazily loaded

@@ -257,6 +257,7 @@ def load_compiled(flavor: str, artifact: Path, config: ModelConfig, load_native:
     if entry is not None:
         where = str(artifact)
         lazy = cache.LazyNative(load_native, entry["signature"], entry["native_info"], frozenset(entry["names"]), where)
+        lazy.compute_datatype = entry.get("compute_datatype")
         runtime = entry["info"].get("runtime", {})
         for name, reason in entry["refused"].items():
             log.info(

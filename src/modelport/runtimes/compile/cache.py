@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.core.config import ModelConfig
-from modelport.core.model import predict_outputs
+from modelport.core.model import compute_datatype_of, predict_outputs
 from modelport.core.signature import Signature
 
 __all__ = ["ENV", "FORMAT", "LazyNative", "cache_dir", "entry_key", "environment", "read_entry", "write_entry"]
@@ -173,6 +173,7 @@ class LazyNative:
         self._where = where
         self.signature = signature
         self.info = info
+        self.compute_datatype: str | None = None  # the native model's, from the cache entry
 
     @property
     def loaded(self) -> bool:
@@ -264,6 +265,8 @@ def write_entry(key: str, compiled: Any, native: Any, where: str) -> Path | None
         "native_above": compiled._native_above,
         "signature": native.signature,
         "native_info": dict(getattr(native, "info", {}) or {}),
+        # what the native model computes its inputs in: the float32 range check must not need it loaded
+        "compute_datatype": compute_datatype_of(native),
         "info": compiled.info,
         "refused": dict(getattr(compiled, "refused", {}) or {}),
         "names": sorted(_names(native)),

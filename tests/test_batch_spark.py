@@ -278,3 +278,34 @@ def test_server_restart_mid_job_loses_and_duplicates_no_row(spark: Any, server: 
         {c: table.column(c).to_numpy() for c in bm.IRIS_FEATURES}
     )
     assert out["predict"].tolist() == expected["predict"].tolist()
+
+
+def test_score_engine_spark_interrupted_leaves_no_half_folder(models: dict[str, Path], tmp_path: Path) -> None:
+    """SIGTERM while Spark writes: the job is cancelled and the unfinished output folder removed."""
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "big.parquet"
+    pq.write_table(pa.concat_tables([bm.iris_frame()] * 4_000), src, row_group_size=20_000)  # 600k rows
+    out = tmp_path / "scored.parquet"
+    root = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    cmd = [sys.executable, "-m", "modelport.cli", "score", str(models["iris"]), str(src), "-o", str(out)]
+    cmd += ["--engine", "spark", "--master", "local[1]", "--batch-size", "500", "--keep", "id"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "_temporary").exists():  # the write job has started
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the Spark write never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.decode().strip().splitlines()[-1] == (
+        f"error: interrupted by SIGTERM; removed the unfinished output, {out} was not written"
+    )
+    assert not out.exists()

@@ -584,20 +584,21 @@ def score(
         if engine == "spark":
             from modelport.offline.dataframes import score_with_spark
 
-            report = score_with_spark(
-                model,
-                list(inputs),
-                output,
-                master=master,
-                input_format=input_format,
-                output_format=output_format,
-                batch_size=batch_size,
-                keep=keep_cols,
-                mapping=pairs,
-                outputs=wanted,
-                on_error=on_error,  # type: ignore[arg-type]
-                overwrite=force,
-            )
+            with stop_on_signals():
+                report = score_with_spark(
+                    model,
+                    list(inputs),
+                    output,
+                    master=master,
+                    input_format=input_format,
+                    output_format=output_format,
+                    batch_size=batch_size,
+                    keep=keep_cols,
+                    mapping=pairs,
+                    outputs=wanted,
+                    on_error=on_error,  # type: ignore[arg-type]
+                    overwrite=force,
+                )
         else:
             with stop_on_signals():
                 report = score_files(

@@ -16,6 +16,7 @@ and kept for every task that worker runs (Spark reuses Python workers by default
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ DEFAULT_ENDPOINT_BATCH = 1_000
 
 # One Scorer per (options, schema) in each Python worker, kept across tasks.
 _SCORERS: dict[tuple[Any, ...], Scorer] = {}
+
+log = logging.getLogger("modelport.score")
 
 
 def _arrow_schema(df: DataFrame) -> pa.Schema:
@@ -378,7 +381,10 @@ def score_with_spark(
             writer.option("header", True).csv(output)
         else:
             writer.json(output)
-    except Exception as exc:
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # SIGTERM/SIGINT (score.Interrupted) or KeyboardInterrupt
+            _abandon(spark, output, stop_session=session is None)
+            raise
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         cause = _modelport_cause(exc)
         if cause is not None:
@@ -386,6 +392,24 @@ def score_with_spark(
         raise ModelFailed(f"spark job writing {output} failed: {text}") from None
     rows_out = spark.read.format("parquet" if out_fmt == "parquet" else out_fmt).load(output).count()
     return ScoreReport(rows_in, rows_out, time.perf_counter() - started, output, 0)
+
+
+def _abandon(spark: Any, output: str, *, stop_session: bool) -> None:
+    """Stop the running write and remove what it left, so an interrupted run leaves no half folder.
+
+    Spark only moves part files into ``output`` when the job commits; until then they sit in
+    ``output/_temporary``, but the folder itself exists from the job's start.
+    """
+    import shutil
+
+    try:
+        spark.sparkContext.cancelAllJobs()
+        if stop_session:
+            spark.stop()
+    except Exception as exc:  # the JVM may already be going down with the same signal
+        log.debug("stopping Spark after an interrupt: %s: %s", type(exc).__name__, exc)
+    if "://" not in output or output.startswith("file://"):
+        shutil.rmtree(output.removeprefix("file://"), ignore_errors=True)
 
 
 def _modelport_cause(exc: BaseException) -> ModelportError | None:

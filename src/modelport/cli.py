@@ -581,41 +581,24 @@ def score(
         wanted = _split_commas(outputs)
         if not force:
             refuse_existing(output)
-        if engine == "spark":
-            from modelport.offline.dataframes import score_with_spark
+        # What both engines take; each adds its own (the Spark master; local workers and progress).
+        common: dict[str, Any] = {
+            "input_format": input_format,
+            "output_format": output_format,
+            "batch_size": batch_size,
+            "keep": keep_cols,
+            "mapping": pairs,
+            "outputs": wanted,
+            "on_error": on_error,
+            "overwrite": force,
+        }
+        with stop_on_signals():
+            if engine == "spark":
+                from modelport.offline.dataframes import score_with_spark
 
-            with stop_on_signals():
-                report = score_with_spark(
-                    model,
-                    list(inputs),
-                    output,
-                    master=master,
-                    input_format=input_format,
-                    output_format=output_format,
-                    batch_size=batch_size,
-                    keep=keep_cols,
-                    mapping=pairs,
-                    outputs=wanted,
-                    on_error=on_error,  # type: ignore[arg-type]
-                    overwrite=force,
-                )
-        else:
-            with stop_on_signals():
-                report = score_files(
-                    model,
-                    list(inputs),
-                    output,
-                    input_format=input_format,
-                    output_format=output_format,
-                    batch_size=batch_size,
-                    workers=workers,
-                    keep=keep_cols,
-                    mapping=pairs,
-                    outputs=wanted,
-                    on_error=on_error,  # type: ignore[arg-type]
-                    progress=progress,
-                    overwrite=force,
-                )
+                report = score_with_spark(model, list(inputs), output, master=master, **common)
+            else:
+                report = score_files(model, list(inputs), output, workers=workers, progress=progress, **common)
     except ModelportError as exc:
         _fail(exc)
     except Interrupted as stop:

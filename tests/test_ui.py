@@ -397,6 +397,9 @@ def test_browser_ops_view_counts_requests(page: Any, server: RunningServer) -> N
         assert time.monotonic() < deadline, "the ops view did not refresh"
         page.wait_for_timeout(200)
     assert page.locator("section[data-model='penguins'] svg").count() >= 3
+    runtime = httpx.get(server.url + "/ui/api/ops", headers=_auth(), timeout=10).json()["models"]["penguins"]
+    shown = " · ".join(dict.fromkeys(runtime["versions"]["1"]["runtime"].values()))
+    assert shown and page.locator("section[data-model='penguins'] td.runtime").first.inner_text() == shown
     assert page.locator("#recent tbody tr").count() > 0
     page.screenshot(path=str(ARTIFACTS / "ops.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})  # a phone

@@ -61,7 +61,7 @@ function render(data) {
   const cards = [];
   for (const [name, model] of Object.entries(data.models)) {
     const series = data.series[name] || {};
-    const head = el('tr', {}, ...['version', 'state', 'traffic', 'requests/s (1 min)', 'p50 ms', 'p99 ms', '5xx/s', '4xx/s', 'batches', 'mean batch', 'in flight'].map(t => el('th', {scope: 'col', text: t})));
+    const head = el('tr', {}, ...['version', 'state', 'runtime', 'traffic', 'requests/s (1 min)', 'p50 ms', 'p99 ms', '5xx/s', '4xx/s', 'batches', 'mean batch', 'in flight'].map(t => el('th', {scope: 'col', text: t})));
     const body = el('tbody', {});
     const charts = el('div', {class: 'charts'});
     for (const [version, v] of Object.entries(model.versions)) {
@@ -71,6 +71,7 @@ function render(data) {
       body.append(el('tr', {'data-version': version},
         el('td', {text: version}),
         el('td', {}, el('span', {class: 'pill ' + v.state, text: v.state.toLowerCase()}), v.reason ? ' ' + v.reason : ''),
+        el('td', {class: 'runtime', text: [...new Set(Object.values(v.runtime || {}))].join(' · ') || '–'}),
         el('td', {class: 'num', text: (v.traffic * 100).toFixed(0) + '%'}),
         el('td', {class: 'num requests', text: s ? fmt(mean(s.requests_per_s, 6)) : '0'}),
         el('td', {class: 'num', text: s && last(s.p50_ms) !== null ? fmt(last(s.p50_ms)) : '–'}),

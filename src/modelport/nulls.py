@@ -10,16 +10,35 @@ so the positions of the nulls travel beside the tensor (:func:`null_positions`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from modelport.signature import NULL, NULL_BITS
 
-__all__ = ["SPECIAL_FLOATS", "json_numbers", "null_mask", "null_positions", "numbers_from_json", "text_for_bytes"]
+__all__ = [
+    "SPECIAL_FLOATS",
+    "all_finite",
+    "json_numbers",
+    "null_mask",
+    "null_positions",
+    "numbers_from_json",
+    "text_for_bytes",
+]
 
 SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 """The JSON strings that stand for non-finite numbers, in requests and answers alike."""
+
+
+def all_finite(arr: np.ndarray) -> bool:
+    """No NaN (null or not) and no infinity in a float array: the common case, checked on every answer.
+
+    For a few values Python's ``math.isfinite`` is cheaper than numpy's ufunc call and reduction.
+    """
+    if arr.size <= 16:
+        return all(map(math.isfinite, arr.ravel().tolist()))
+    return bool(np.isfinite(arr).all())
 
 
 def null_mask(arr: np.ndarray) -> np.ndarray | None:
@@ -28,7 +47,7 @@ def null_mask(arr: np.ndarray) -> np.ndarray | None:
     Only float64 carries the NULL payload: a narrower float cannot, so its NaNs are NaN.
     """
     if arr.dtype == np.float64:
-        if not arr.size or np.isfinite(arr).all():
+        if all_finite(arr):
             return None
         mask = np.ascontiguousarray(arr).view(np.uint64) == NULL_BITS
     elif arr.dtype == object:
@@ -47,7 +66,7 @@ def null_positions(arr: np.ndarray) -> list[int] | None:
 def json_numbers(arr: np.ndarray) -> Any:
     """A float array as JSON can hold it: ``arr`` itself when every value is finite (orjson writes it
     natively), else nested lists with ``None`` for null and ``"NaN"``/``"Infinity"``/``"-Infinity"``."""
-    if arr.dtype.kind != "f" or not arr.size or np.isfinite(arr).all():
+    if arr.dtype.kind != "f" or all_finite(arr):
         return arr
     wide = arr.astype(np.float64, copy=False)
     out = wide.astype(object)
@@ -64,7 +83,7 @@ def numbers_from_json(data: Any, dtype: np.dtype[Any]) -> np.ndarray:
     """JSON numbers back to ``dtype``: the special strings become NaN/±inf and ``null`` becomes NULL (float64)
     or NaN (narrower floats, which cannot carry the payload)."""
     arr = np.asarray(data, dtype=dtype)
-    if dtype == np.float64 and arr.size and not np.isfinite(arr).all():
+    if dtype == np.float64 and not all_finite(arr):
         flat = np.asarray(data, dtype=object).reshape(-1)
         nulls = np.fromiter((v is None for v in flat.tolist()), bool, flat.size)
         if nulls.any():

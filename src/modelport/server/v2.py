@@ -16,7 +16,7 @@ from modelport.dataplane import PLATFORMS, DataPlane
 from modelport.errors import BadRequest, InvalidInput
 from modelport.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Trace
 from modelport.model import Model
-from modelport.nulls import json_numbers, null_positions
+from modelport.nulls import all_finite, json_numbers, null_positions
 from modelport.server.binary import HEADER, encode_tensor, rectangular, split_body, tensor_from_bytes
 from modelport.server.http import Request, Response, dumps, json_response
 from modelport.server.sparse import INDICES_SUFFIX, check_sparse, sparse_flag, sparse_tensors
@@ -112,12 +112,14 @@ def decode_infer(model: Decodable, body: Any, binary: memoryview | None = None) 
     return batch, outputs
 
 
-def _tensor_data(arr: np.ndarray) -> Any:
+def _tensor_data(arr: np.ndarray, finite: bool = False) -> Any:
+    """Flat JSON data; ``finite`` says the floats are known finite (nothing to write as null or "NaN")."""
     if arr.dtype.kind in "OUS":
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in arr.reshape(-1).tolist()]
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
-    return json_numbers(np.ascontiguousarray(arr).reshape(-1))  # null, "NaN", "Infinity" where not finite
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    return flat if finite else json_numbers(flat)  # null, "NaN", "Infinity" where not finite
 
 
 def _binary_wanted(body: dict[str, Any]) -> tuple[bool, dict[str, bool]]:
@@ -170,17 +172,16 @@ def encode_outputs(
         arr, lengths = rectangular(arr)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         parameters: dict[str, Any] = {} if lengths is None else {"lengths": lengths}
-        nulls = null_positions(arr)
-        if (
-            nulls is not None
-        ):  # flat positions of Spark's nulls: the binary form has no null, JSON readers may want them
+        finite = arr.dtype.kind == "f" and all_finite(arr)  # the common case: no null, NaN or inf to mark
+        nulls = None if finite else null_positions(arr)
+        if nulls is not None:  # where Spark's nulls are: binary data has none, and JSON readers get the same list
             parameters["nulls"] = nulls
         if per.get(name, default):
             chunk = encode_tensor(arr, datatype)
             parameters["binary_data_size"] = len(chunk)
             raw.append(chunk)
         else:
-            entry["data"] = _tensor_data(arr)
+            entry["data"] = _tensor_data(arr, finite)
         if parameters:
             entry["parameters"] = parameters
         out.append(entry)

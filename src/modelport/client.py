@@ -39,7 +39,8 @@ from modelport.core.errors import (
     UnknownModel,
     UnsupportedMediaType,
 )
-from modelport.core.signature import DATATYPES, Batch, Signature, datatype_of
+from modelport.core.nulls import SPECIAL_FLOATS, json_numbers, numbers_from_json
+from modelport.core.signature import DATATYPES, NULL, Batch, Signature, datatype_of
 
 if TYPE_CHECKING:
     import httpx
@@ -158,7 +159,9 @@ class _Codec:
         if self.protocol == "v2":
             for t in body.get("outputs") or []:
                 dtype = DATATYPES.get(str(t.get("datatype")), np.dtype(object))
-                data = np.asarray(t.get("data"), dtype=dtype)
+                data = (
+                    numbers_from_json(t.get("data"), dtype) if dtype.kind == "f" else np.asarray(t.get("data"), dtype)
+                )
                 result[str(t["name"])] = data.reshape(t["shape"]) if "shape" in t else data
         elif isinstance(body.get("outputs"), dict):
             result = {k: _array(v) for k, v in body["outputs"].items()}
@@ -184,19 +187,33 @@ class _Codec:
 def _flat(arr: np.ndarray, datatype: str) -> Any:
     if datatype == "BYTES":
         return [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in arr.reshape(-1).tolist()]
-    # orjson writes numpy arrays natively, and NaN as null (JSON has no NaN; null is a missing value).
-    return np.ascontiguousarray(arr).reshape(-1)
+    # JSON has no NaN: NaN goes as "NaN", ±inf as "Infinity"/"-Infinity", and NULL (a null) as null.
+    return json_numbers(np.ascontiguousarray(arr).reshape(-1))
 
 
 def _nested(arr: np.ndarray) -> Any:
     if arr.dtype.kind in "OUS":
         return arr.tolist()
-    return np.ascontiguousarray(arr)
+    return json_numbers(np.ascontiguousarray(arr))
 
 
 def _array(value: Any) -> np.ndarray:
+    """A V1 answer's column (no datatypes there): numbers with null/"NaN"/"Infinity" become float64, null as NULL."""
     arr = np.asarray(value)
-    return arr.astype(object) if arr.dtype.kind in "US" else arr
+    if arr.dtype.kind in "US":
+        if arr.size and set(arr.reshape(-1).tolist()) <= SPECIAL_FLOATS.keys():
+            return arr.astype(np.float64)
+        return arr.astype(object)
+    if arr.dtype == object and arr.size:
+        flat = arr.reshape(-1).tolist()
+        numbers = [v for v in flat if v is not None]
+        if numbers and all(
+            (isinstance(v, int | float) and not isinstance(v, bool)) or (isinstance(v, str) and v in SPECIAL_FLOATS)
+            for v in numbers
+        ):
+            out = np.array([NULL if v is None else SPECIAL_FLOATS.get(v, v) for v in flat], dtype=np.float64)
+            return out.reshape(arr.shape)
+    return arr
 
 
 def _chunks(columns: Mapping[str, np.ndarray], size: int | None) -> list[dict[str, np.ndarray]]:

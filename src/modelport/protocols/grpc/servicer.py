@@ -29,11 +29,13 @@ import numpy as np
 
 from modelport.core.errors import BadRequest, ModelportError, Unauthorized
 from modelport.core.model import Model
+from modelport.core.nulls import null_positions, text_for_bytes
 from modelport.core.signature import Batch, TensorSpec
 from modelport.protocols.auth import check_bearer
 from modelport.protocols.grpc.proto import grpc_predict_v2_pb2 as pb
 from modelport.protocols.grpc.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from modelport.protocols.rest.binary import encode_tensor, rectangular, tensor_from_bytes
+from modelport.protocols.sparse import INDICES_SUFFIX, check_sparse, sparse_flag, sparse_tensors
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.inference import (
     NO_PARAMETERS,
@@ -107,12 +109,27 @@ def decode_request(request: pb.ModelInferRequest, model: Decodable) -> InferRequ
         [o.name for o in request.outputs] or None,
         _parameters(request.parameters),
         request.id or None,
-        codec={"raw": bool(request.raw_input_contents), "id": request.id},
+        codec={"raw": bool(request.raw_input_contents), "id": request.id, "sparse": _sparse_wanted(model, request)},
     )
 
 
+def _sparse_wanted(model: Decodable, request: pb.ModelInferRequest) -> frozenset[str]:
+    """Outputs whose ``sparse`` parameter is true (a bool_param; server/sparse.py); 400 for one not a vector."""
+    names = []
+    for o in request.outputs:
+        if "sparse" in o.parameters:
+            param = o.parameters["sparse"]
+            value = getattr(param, param.WhichOneof("parameter_choice") or "bool_param")
+            if sparse_flag(model.name, o.name, value):
+                names.append(o.name)
+    return check_sparse(model.name, model.plan.signature, names) if names else frozenset()
+
+
 def _encode(request: InferRequest, answer: InferResponse) -> pb.ModelInferResponse:
-    return encode_response(answer.model, answer.outputs, bool(request.codec.get("raw")), str(request.codec["id"]))
+    sparse: frozenset[str] = request.codec.get("sparse", frozenset())  # type: ignore[assignment]
+    return encode_response(
+        answer.model, answer.outputs, bool(request.codec.get("raw")), str(request.codec["id"]), sparse
+    )
 
 
 def _text_or_bytes(value: bytes) -> str | bytes:
@@ -151,27 +168,50 @@ def decode_tensors(model: Decodable, request: pb.ModelInferRequest) -> Batch:
     return plan.check(batch)
 
 
-def encode_response(model: Model, result: Batch, use_raw: bool, request_id: str) -> pb.ModelInferResponse:
+def encode_response(
+    model: Model, result: Batch, use_raw: bool, request_id: str, sparse: frozenset[str] = frozenset()
+) -> pb.ModelInferResponse:
     """Outputs as raw_output_contents when the request sent raw inputs, else typed contents."""
     datatypes = model.output_datatypes
     response = pb.ModelInferResponse(model_name=model.name, model_version=model.version_text, id=request_id)
     for name, arr in result.items():
         datatype = datatypes.get(name, "FP64")
+        if name in sparse:
+            _add_sparse(response, name, datatype, arr, use_raw)
+            continue
         arr, lengths = rectangular(arr)
         out = response.outputs.add(name=name, datatype=datatype, shape=list(arr.shape))
         if lengths is not None:  # each row's real length (a parameter holds no list: JSON text, as documented)
             out.parameters["lengths"].string_param = json.dumps(lengths)
-        if use_raw:
-            response.raw_output_contents.append(encode_tensor(arr, datatype))
-        elif datatype == "BYTES":
-            out.contents.bytes_contents.extend(
-                v if isinstance(v, bytes) else str(v).encode("utf-8") for v in arr.reshape(-1).tolist()
-            )
-        elif datatype == "FP16":
-            response.raw_output_contents.append(encode_tensor(arr, datatype))
-        else:
-            getattr(out.contents, _FIELDS[datatype]).extend(arr.reshape(-1).tolist())
+        nulls = null_positions(arr)
+        if nulls is not None:  # contents hold no null: the flat positions of Spark's nulls, as JSON text
+            out.parameters["nulls"].string_param = json.dumps(nulls)
+        _add_contents(response, out, arr, datatype, use_raw)
     return response
+
+
+def _add_sparse(response: pb.ModelInferResponse, name: str, datatype: str, arr: np.ndarray, use_raw: bool) -> None:
+    """A vector output in sparse form: values and the ``<name>.indices`` companion (server/sparse.py)."""
+    values, indices, lengths, size = sparse_tensors(arr)
+    out = response.outputs.add(name=name, datatype=datatype, shape=list(values.shape))
+    out.parameters["sparse"].bool_param = True
+    out.parameters["size"].int64_param = size
+    out.parameters["lengths"].string_param = json.dumps(lengths)
+    _add_contents(response, out, values, datatype, use_raw)
+    companion = response.outputs.add(name=name + INDICES_SUFFIX, datatype="INT64", shape=list(indices.shape))
+    companion.parameters["lengths"].string_param = json.dumps(lengths)
+    _add_contents(response, companion, indices, "INT64", use_raw)
+
+
+def _add_contents(response: pb.ModelInferResponse, out: Any, arr: np.ndarray, datatype: str, use_raw: bool) -> None:
+    if use_raw:
+        response.raw_output_contents.append(encode_tensor(arr, datatype))
+    elif datatype == "BYTES":
+        out.contents.bytes_contents.extend(text_for_bytes(v) for v in arr.reshape(-1).tolist())
+    elif datatype == "FP16":
+        response.raw_output_contents.append(encode_tensor(arr, datatype))
+    else:
+        getattr(out.contents, _FIELDS[datatype]).extend(arr.reshape(-1).tolist())
 
 
 def _tensors(specs: tuple[TensorSpec, ...]) -> list[pb.ModelMetadataResponse.TensorMetadata]:

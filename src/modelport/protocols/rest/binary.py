@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from modelport.core.errors import BadRequest
+from modelport.core.nulls import text_for_bytes
 from modelport.core.signature import DATATYPES
 
 __all__ = ["decode_bytes_tensor", "encode_tensor", "rectangular", "split_body", "tensor_from_bytes"]
@@ -89,7 +90,7 @@ def encode_tensor(arr: np.ndarray, datatype: str) -> bytes:
     if datatype == "BYTES":
         parts = []
         for v in arr.reshape(-1).tolist():
-            b = v if isinstance(v, bytes) else str(v).encode("utf-8")
+            b = text_for_bytes(v)  # a null is empty here; the output's ``nulls`` parameter lists it
             parts.append(struct.pack("<I", len(b)))
             parts.append(b)
         return b"".join(parts)

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from modelport import __version__
-from modelport.core.signature import DATATYPES, TensorSpec
+from modelport.core.signature import DATATYPES, Signature, TensorSpec
+from modelport.protocols.sparse import vector_outputs
 from modelport.serving.repository import Repository
 
 __all__ = ["build_openapi", "tensor_schema"]
@@ -81,7 +82,34 @@ def _v2_inputs(specs: tuple[TensorSpec, ...], rows: int, compute: str | None) ->
     return {"type": "array", "prefixItems": tensors, "items": False, "minItems": len(tensors)}
 
 
-def _v1_request(specs: tuple[TensorSpec, ...], compute: str | None) -> dict[str, Any]:
+def _v2_output_request(sig: Signature) -> dict[str, Any]:
+    """One requested output: its name, and ``parameters.sparse`` for the vector outputs (server/sparse.py)."""
+    plain: dict[str, Any] = {
+        "type": "object",
+        "properties": {"name": {"enum": sig.output_names}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+    vectors = vector_outputs(sig)
+    if not vectors:
+        return plain
+    sparse = {
+        "type": "object",
+        "properties": {
+            "name": {"enum": vectors},
+            "parameters": {
+                "type": "object",
+                "properties": {"sparse": {"type": "boolean", "description": "answer this vector output sparse"}},
+                "additionalProperties": False,
+            },
+        },
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+    return {"anyOf": [plain, sparse]}
+
+
+def _v1_request(specs: tuple[TensorSpec, ...], compute: str | None, vectors: list[str]) -> dict[str, Any]:
     """Row format (``instances``) or columnar (``inputs``), exactly one of them."""
     if len(specs) == 1:
         instance = tensor_schema(TensorSpec(specs[0].name, specs[0].datatype, specs[0].shape[1:]), compute)
@@ -100,22 +128,24 @@ def _v1_request(specs: tuple[TensorSpec, ...], compute: str | None) -> dict[str,
             "additionalProperties": False,
         }
     signature_name = {"type": "string"}
+    extra: dict[str, Any] = {"signature_name": signature_name}
+    if vectors:  # vector outputs answered as {"size", "indices", "values"} rows (server/sparse.py)
+        extra["sparse_outputs"] = {
+            "anyOf": [{"type": "boolean"}, {"type": "array", "items": {"enum": vectors}, "uniqueItems": True}]
+        }
     return {
         "oneOf": [
             {
                 "type": "object",
                 "required": ["instances"],
                 "additionalProperties": False,
-                "properties": {
-                    "instances": {"type": "array", "items": instance, "minItems": 1},
-                    "signature_name": signature_name,
-                },
+                "properties": {"instances": {"type": "array", "items": instance, "minItems": 1}, **extra},
             },
             {
                 "type": "object",
                 "required": ["inputs"],
                 "additionalProperties": False,
-                "properties": {"inputs": columns, "signature_name": signature_name},
+                "properties": {"inputs": columns, **extra},
             },
         ]
     }
@@ -251,19 +281,10 @@ def build_openapi(repository: Repository) -> dict[str, Any]:
                 "properties": {
                     "id": {"type": "string"},
                     "inputs": {"oneOf": [_v2_inputs(sig.inputs, n, compute) for n in range(1, V2_ROWS + 1)]},
-                    "outputs": {
-                        "type": "array",
-                        "uniqueItems": True,
-                        "items": {
-                            "type": "object",
-                            "properties": {"name": {"enum": sig.output_names}},
-                            "required": ["name"],
-                            "additionalProperties": False,
-                        },
-                    },
+                    "outputs": {"type": "array", "uniqueItems": True, "items": _v2_output_request(sig)},
                 },
             }
-            schemas[f"{ref_name}_V1Request"] = _v1_request(sig.inputs, compute)
+            schemas[f"{ref_name}_V1Request"] = _v1_request(sig.inputs, compute, vector_outputs(sig))
         v2_body = {"$ref": f"#/components/schemas/{ref_name}_V2Request"} if model else {"type": "object"}
         v1_body = {"$ref": f"#/components/schemas/{ref_name}_V1Request"} if model else {"type": "object"}
         errors = {"400": _error(), "401": _error(), "404": _error(), "413": _error(), "415": _error(), "500": _error()}

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 
 from modelport.core.errors import BadRequest, InvalidInput
+from modelport.core.nulls import json_numbers
 from modelport.core.signature import Batch
 from modelport.protocols.rest.http import Request, Response, dumps, json_response
 from modelport.protocols.rest.v2 import parse_json, signature_name
+from modelport.protocols.sparse import check_sparse, sparse_rows, vector_outputs
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.inference import Decodable, InferCall, InferRequest, InferResponse, Trace
 
@@ -181,37 +183,71 @@ def _b64(value: Any) -> Any:
     return {"b64": base64.b64encode(raw).decode("ascii")}
 
 
-def _plain(arr: np.ndarray, name: str = "") -> Any:
-    """JSON-ready values; text outputs whose name ends in ``_bytes`` go out as ``{"b64": ...}`` (TF Serving's rule)."""
+def _plain(arr: np.ndarray, name: str = "", sparse: frozenset[str] = frozenset()) -> Any:
+    """JSON-ready values; text outputs whose name ends in ``_bytes`` go out as ``{"b64": ...}`` (TF Serving's rule).
+
+    Numbers that are not finite go out as ``null`` (Spark's null), ``"NaN"``, ``"Infinity"``, ``"-Infinity"``;
+    a vector output asked for in sparse form as one ``{"size", "indices", "values"}`` object per row.
+    """
     if arr.dtype.kind in "OUS":
         return _b64(arr.tolist()) if name.endswith("_bytes") else _text(arr.tolist())
-    return arr
+    if name in sparse:
+        return [row if row is None else {**row, "values": json_numbers(row["values"])} for row in sparse_rows(arr)]
+    return json_numbers(arr)
 
 
-def encode_predictions(result: Batch, row_format: bool) -> dict[str, Any]:
+def _listed(value: Any) -> list[Any]:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _sparse_wanted(model: Decodable, body: dict[str, Any]) -> frozenset[str]:
+    """``sparse_outputs``: the vector outputs to answer in sparse form (a list of names, or true for all)."""
+    value = body.get("sparse_outputs")
+    if value is None or value is False:
+        return frozenset()
+    signature = model.plan.signature
+    if value is True:
+        return frozenset(vector_outputs(signature))
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(
+            f"model '{model.name}': 'sparse_outputs' must be a list of output names or true (every vector output), "
+            f"got {value!r}"
+        )
+    unknown = [v for v in value if v not in signature.output_names]
+    if unknown:
+        raise InvalidInput(
+            f"model '{model.name}': 'sparse_outputs' names unknown output{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unknown)}; the model's outputs are: {', '.join(signature.output_names)}"
+        )
+    return check_sparse(model.name, signature, value)
+
+
+def encode_predictions(result: Batch, row_format: bool, sparse: frozenset[str] = frozenset()) -> dict[str, Any]:
     if not row_format:
         if len(result) == 1:
             name, value = next(iter(result.items()))
-            return {"outputs": _plain(value, name)}
-        return {"outputs": {k: _plain(v, k) for k, v in result.items()}}
+            return {"outputs": _plain(value, name, sparse)}
+        return {"outputs": {k: _plain(v, k, sparse) for k, v in result.items()}}
     if len(result) == 1:
         name, value = next(iter(result.items()))
-        return {"predictions": _plain(value, name)}
+        return {"predictions": _plain(value, name, sparse)}
     names = list(result)
-    columns = [_plain(v, k) if v.dtype.kind in "OUS" else v.tolist() for k, v in result.items()]
+    columns = [_listed(_plain(v, k, sparse)) for k, v in result.items()]
     return {"predictions": [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]}
 
 
 def decode_request(name: str, version: str | None, body: bytes, model: Decodable) -> InferRequest:
-    batch, row_format = decode_predict(model, parse_json(body))
-    return InferRequest(name, version, batch, codec={"row_format": row_format})
+    parsed = parse_json(body)
+    batch, row_format = decode_predict(model, parsed)
+    return InferRequest(name, version, batch, codec={"row_format": row_format, "sparse": _sparse_wanted(model, parsed)})
 
 
 def encode_response(request: InferRequest, answer: InferResponse) -> Response:
     row_format = bool(request.codec.get("row_format", True))
+    sparse: frozenset[str] = request.codec.get("sparse", frozenset())  # type: ignore[assignment]
     return Response(
         200,
-        dumps(encode_predictions(answer.outputs, row_format)),
+        dumps(encode_predictions(answer.outputs, row_format, sparse)),
         extra_headers=[answer.model.version_header],
     )
 

@@ -14,9 +14,11 @@ import orjson
 
 from modelport.core.errors import BadRequest, InvalidInput
 from modelport.core.model import Model
+from modelport.core.nulls import all_finite, json_numbers, null_positions
 from modelport.core.signature import Batch
 from modelport.protocols.rest.binary import HEADER, encode_tensor, rectangular, split_body, tensor_from_bytes
 from modelport.protocols.rest.http import Request, Response, dumps, json_response
+from modelport.protocols.sparse import INDICES_SUFFIX, check_sparse, sparse_flag, sparse_tensors
 from modelport.serving.dataplane import PLATFORMS, DataPlane
 from modelport.serving.inference import NO_PARAMETERS, Decodable, InferCall, InferRequest, InferResponse, Trace
 
@@ -110,12 +112,14 @@ def decode_infer(model: Decodable, body: Any, binary: memoryview | None = None) 
     return batch, outputs
 
 
-def _tensor_data(arr: np.ndarray) -> Any:
+def _tensor_data(arr: np.ndarray, finite: bool = False) -> Any:
+    """Flat JSON data; ``finite`` says the floats are known finite (nothing to write as null or "NaN")."""
     if arr.dtype.kind in "OUS":
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in arr.reshape(-1).tolist()]
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
-    return np.ascontiguousarray(arr).reshape(-1)
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    return flat if finite else json_numbers(flat)  # null, "NaN", "Infinity" where not finite
 
 
 def _binary_wanted(body: dict[str, Any]) -> tuple[bool, dict[str, bool]]:
@@ -130,8 +134,30 @@ def _binary_wanted(body: dict[str, Any]) -> tuple[bool, dict[str, bool]]:
     return default, per
 
 
+def _sparse_wanted(model: Decodable, body: dict[str, Any]) -> frozenset[str]:
+    """The outputs whose ``parameters.sparse`` is true (server/sparse.py); 400 for one that is not a vector."""
+    names = []
+    for o in body.get("outputs") or ():
+        p = o.get("parameters")
+        if isinstance(p, dict) and "sparse" in p and sparse_flag(model.name, o["name"], p["sparse"]):
+            names.append(o["name"])
+    return check_sparse(model.name, model.plan.signature, names) if names else frozenset()
+
+
+def _sparse_entries(name: str, datatype: str, arr: np.ndarray) -> list[tuple[str, str, np.ndarray, dict[str, Any]]]:
+    """A vector output in sparse form: the values and the ``<name>.indices`` companion (server/sparse.py)."""
+    values, indices, lengths, size = sparse_tensors(arr)
+    return [
+        (name, datatype, values, {"sparse": True, "size": size, "lengths": lengths}),
+        (name + INDICES_SUFFIX, "INT64", indices, {"lengths": lengths}),
+    ]
+
+
 def encode_outputs(
-    model: Model, result: Batch, binary: tuple[bool, dict[str, bool]] = (False, {})
+    model: Model,
+    result: Batch,
+    binary: tuple[bool, dict[str, bool]] = (False, {}),
+    sparse: frozenset[str] = frozenset(),
 ) -> tuple[list[dict[str, Any]], list[bytes]]:
     datatypes = model.output_datatypes
     default, per = binary
@@ -139,19 +165,41 @@ def encode_outputs(
     raw: list[bytes] = []
     for name, arr in result.items():
         datatype = datatypes.get(name, "FP64")
+        if name in sparse:
+            for entry_name, entry_type, data, params in _sparse_entries(name, datatype, arr):
+                out.append(_entry(entry_name, entry_type, data, params, per.get(name, default), raw))
+            continue
         arr, lengths = rectangular(arr)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         parameters: dict[str, Any] = {} if lengths is None else {"lengths": lengths}
+        finite = arr.dtype.kind == "f" and all_finite(arr)  # the common case: no null, NaN or inf to mark
+        nulls = None if finite else null_positions(arr)
+        if nulls is not None:  # where Spark's nulls are: binary data has none, and JSON readers get the same list
+            parameters["nulls"] = nulls
         if per.get(name, default):
             chunk = encode_tensor(arr, datatype)
             parameters["binary_data_size"] = len(chunk)
             raw.append(chunk)
         else:
-            entry["data"] = _tensor_data(arr)
+            entry["data"] = _tensor_data(arr, finite)
         if parameters:
             entry["parameters"] = parameters
         out.append(entry)
     return out, raw
+
+
+def _entry(
+    name: str, datatype: str, arr: np.ndarray, parameters: dict[str, Any], binary: bool, raw: list[bytes]
+) -> dict[str, Any]:
+    """One output tensor entry (JSON data, or a binary chunk appended to ``raw``)."""
+    entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape), "parameters": parameters}
+    if binary:
+        chunk = encode_tensor(arr, datatype)
+        parameters["binary_data_size"] = len(chunk)
+        raw.append(chunk)
+    else:
+        entry["data"] = _tensor_data(arr)
+    return entry
 
 
 def parse_json(body: bytes | memoryview, what: str = "the request body") -> Any:
@@ -184,14 +232,20 @@ def decode_request(
         outputs,
         params if isinstance(params, dict) else NO_PARAMETERS,
         None if rid is None else str(rid),
-        codec={"binary": _binary_wanted(parsed), "id": rid, "has_id": "id" in parsed},
+        codec={
+            "binary": _binary_wanted(parsed),
+            "id": rid,
+            "has_id": "id" in parsed,
+            "sparse": _sparse_wanted(model, parsed),
+        },
     )
 
 
 def encode_response(request: InferRequest, answer: InferResponse) -> Response:
     model = answer.model
     binary = request.codec.get("binary", (False, {}))
-    entries, raw = encode_outputs(model, answer.outputs, binary)  # type: ignore[arg-type]
+    sparse = request.codec.get("sparse", frozenset())
+    entries, raw = encode_outputs(model, answer.outputs, binary, sparse)  # type: ignore[arg-type]
     response: dict[str, Any] = {"model_name": model.name, "model_version": model.version_text, "outputs": entries}
     if request.codec.get("has_id"):
         response["id"] = request.codec["id"]  # echoed as sent

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from modelport.core import fastpaths
 from modelport.core.errors import ModelLoadError
-from modelport.core.signature import Batch, Signature, TensorSpec
+from modelport.core.signature import NULL, Batch, Signature, TensorSpec
 from modelport.runtimes.sparkml.reader import StageMeta, read_metadata, stage_dirs
 from modelport.runtimes.sparkml.registry import supported_classes
 from modelport.runtimes.sparkml.stage import STAGES, Attr, ColumnInfo, Frame, RowStep, Schema, Stage, setup_stage
@@ -245,7 +245,7 @@ class SparkPipeline:
         return out
 
     def predict(self, batch: Batch) -> Batch:
-        """One output row per input row; rows a skip stage dropped come back as NaN (numbers) or None (text)."""
+        """One output row per input row; rows a skip stage dropped come back as null (NULL numbers, None text)."""
         if self._row_steps is not None:
             result = self.predict_row(batch)
             if result is not None:
@@ -309,8 +309,8 @@ def _encode(value: Any, kind: str) -> np.ndarray:
 def _fill(value: np.ndarray, index: np.ndarray, n: int, kind: str) -> np.ndarray:
     if kind == "text":
         full = np.full((n, *value.shape[1:]), None, dtype=object)
-    else:
-        full = np.full((n, *value.shape[1:]), np.nan, dtype=np.float64)
+    else:  # a dropped row answers null (a null vector for vector outputs): Spark has no value for it
+        full = np.full((n, *value.shape[1:]), NULL, dtype=np.float64)
     full[index] = value
     return full
 

@@ -16,8 +16,9 @@ and is rewritten (Spark SQL semantics kept):
 
 Refused at load (named in the error): any other function, casts to strings, dates or decimals (their
 text and rounding differ), subqueries over other tables, and statements that read a vector or token
-column. Numbers travel as DOUBLE with NaN/null as SQL NULL (modelport's null convention), strings as
-VARCHAR; results are merged back by a hidden row number, so ``WHERE`` drops rows as Spark does.
+column. Numbers travel as DOUBLE with null as SQL NULL and NaN as NaN (a value in Spark SQL, which
+DuckDB orders and compares as Spark does), and a NULL result comes back as null; strings travel as
+VARCHAR. Results are merged back by a hidden row number, so ``WHERE`` drops rows as Spark does.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from modelport.core.errors import InvalidInput, ModelLoadError
+from modelport.core.signature import NULL
 from modelport.runtimes.sparkml.reader import StageMeta
 from modelport.runtimes.sparkml.stage import ColumnInfo, Frame, Schema, Stage, register
+from modelport.runtimes.sparkml.vectors import null_mask
 
 __all__ = ["SQLTransformer", "ALLOWED_FUNCTIONS"]
 
@@ -325,7 +328,7 @@ class SQLTransformer(Stage):
                 )
             else:
                 arr = np.asarray(value, dtype=np.float64)
-                cols[col] = pa.array(arr, mask=np.isnan(arr), type=pa.float64())
+                cols[col] = pa.array(arr, mask=null_mask(arr), type=pa.float64())  # NaN is a value in Spark SQL
         cols[_ROW] = pa.array(np.arange(frame.n, dtype=np.int64))
         table = pa.table(cols)
         with self._lock:
@@ -357,7 +360,7 @@ class SQLTransformer(Stage):
                 arr[:] = col.to_pylist()
                 frame[name] = arr
             else:
-                frame[name] = np.array([np.nan if v is None else float(v) for v in col.to_pylist()], dtype=np.float64)
+                frame[name] = np.array([NULL if v is None else float(v) for v in col.to_pylist()], dtype=np.float64)
 
     def describe(self) -> str:
         return f"SQLTransformer({', '.join(self.reads)} -> {', '.join(self.outputs)}; {self.statement})"

@@ -136,6 +136,20 @@ class Server:
             return 0.0
         return sum(_rss_kb(pid) for pid in _tree(self.proc.pid)) / 1024.0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far of the server's live process tree (all threads, Rust ones included)."""
+        if self.proc is None:
+            return 0.0
+        ticks = 0
+        for pid in _tree(self.proc.pid):
+            try:
+                text = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

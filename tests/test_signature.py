@@ -104,3 +104,38 @@ def test_arrays_that_already_fit_pass_through_and_anything_else_takes_the_genera
         plan.coerce_batch({"x": np.ones((0, 3)), "t": np.array([], dtype=object)})
     with pytest.raises(InvalidInput, match="unknown input 'z'"):
         plan.coerce_batch({"x": x, "t": t, "z": x})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.5, -1.25, 3e300, 1e-320],
+        [1.5, 2, True, 2**63],  # ints and bools among floats become floats, as numpy makes them
+        [1.5, None, 2.0],  # falls back: None is a missing value
+        [1.5, "NaN"],  # falls back: text
+        [1.5, 10**400],  # falls back: past float range
+        [[1.5, 2.0], [3.0, 4.0]],  # not a float first: numpy's way
+    ],
+)
+def test_the_fast_float_list_conversion_matches_numpys(values: list[object]) -> None:
+    from modelport.core.signature import _floats
+
+    try:
+        want = np.asarray(values)
+    except (ValueError, OverflowError) as exc:
+        with pytest.raises(type(exc)):
+            _floats(values)
+        return
+    got = _floats(values)
+    # Exact: both convert each Python number to the same IEEE double; no arithmetic happens.
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_float_list_decodes_through_the_plan_as_before() -> None:
+    spec = TensorSpec("x", "FP32", [-1, 2])
+    plan = InputPlan("m", Signature((spec,), ()))
+    got = plan.coerce_shaped("x", [0.5, 1.5, 2.5, 3.5], "FP32", [2, 2])
+    assert got.dtype == np.float32 and got.tolist() == [[0.5, 1.5], [2.5, 3.5]]
+    with pytest.raises(InvalidInput, match="must be FP32 numbers"):
+        plan.coerce_shaped("x", [0.5, "a", 2.5, 3.5], "FP32", [2, 2])

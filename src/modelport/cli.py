@@ -268,6 +268,14 @@ def _token(option: str, env: str, given: str | None, path: str | None) -> str | 
     envvar="MODELPORT_MAX_HEADER_SIZE",
     help="Largest request line plus headers a connection may send (at least 8KiB).",
 )
+@click.option(
+    "--interface",
+    default="rsgi",
+    show_default=True,
+    type=click.Choice(["rsgi", "asgi"]),
+    envvar="MODELPORT_INTERFACE",
+    help="How granian calls the app: rsgi (its native interface, faster) or asgi; same routes, features and answers.",
+)
 def serve(
     path: str,
     host: str,
@@ -302,6 +310,7 @@ def serve(
     body_timeout: float,
     max_connections: int,
     max_header_size: str,
+    interface: str,
 ) -> None:
     """Serve a model or a repository of models over KServe V1 and V2 REST.
 
@@ -354,6 +363,7 @@ def serve(
         max_connections=max_connections,
         max_header_bytes=header_bytes,
         reference_paths=reference_paths,
+        interface=interface,
     )
     try:
         run_server(config)

@@ -85,6 +85,8 @@ class ServeConfig:
     max_header_bytes: int = 64 * 1024
     # Fast paths switched to their reference computation (core/fastpaths.py), in every process.
     reference_paths: tuple[str, ...] = ()
+    # How granian calls the app: "rsgi" (protocols/rest/rsgi.py, its native interface: faster) or "asgi".
+    interface: str = "rsgi"
 
 
 def build_app(
@@ -145,7 +147,8 @@ def batching_policy(config: ServeConfig) -> BatchingPolicy:
 def worker_app(
     config: ServeConfig, repository: Repository | None, drain: DrainFlag, metrics_dir: str | None
 ) -> Callable[..., Any]:
-    """What each worker serves (granian calls this in the worker): the app, guarded, watching the drain flag."""
+    """What each worker serves (granian calls this in the worker): the app, with the body timeout, watching the
+    drain flag; over RSGI unless ``config.interface`` is "asgi"."""
     from modelport.observability.logs import configure_logging
 
     configure_logging(config.log_level, config.log_format)  # a handler (and flusher) of this process's own
@@ -157,6 +160,10 @@ def worker_app(
         faults.forget()
     app = build_app(config, repository, metrics_dir)
     watch_drain(drain, app)
+    if config.interface == "rsgi":
+        from modelport.protocols.rest.rsgi import RsgiApp  # imports granian: not where only the app is built (Lambda)
+
+        return RsgiApp(app, body_timeout=config.body_timeout)
     return GuardedApp(app, body_timeout=config.body_timeout)
 
 
@@ -174,7 +181,7 @@ def serve(config: ServeConfig) -> None:
         "modelport.process.run:worker_app",
         address=config.host,
         port=config.port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI if config.interface == "rsgi" else Interfaces.ASGI,
         workers=config.workers,
         loop=Loops.auto,
         http=HTTPModes.http1,

@@ -36,7 +36,7 @@ from modelport.serving.repository import Repository
 if TYPE_CHECKING:
     from modelport.observability.metrics import Metrics
 
-__all__ = ["DEFAULT_MAX_BODY", "ModelportApp", "ServerOptions"]
+__all__ = ["DEFAULT_MAX_BODY", "ModelportApp", "ServerOptions", "StartupFailed"]
 
 log = logging.getLogger("modelport.server")
 
@@ -45,6 +45,10 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+ReadBody = Callable[[int], Awaitable[bytes]]
+"""Reads the whole request body, raising PayloadTooLarge past the limit it is given."""
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], Awaitable[None]]
+"""Sends status, headers and body."""
 
 _V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(?:/(ready|infer))?$")
 _V1_MODEL = re.compile(r"^/v1/models/([^/:]+)(?:/versions/([^/:]+))?(?::(predict)|/(metadata))?$")
@@ -92,6 +96,10 @@ class ServerOptions:
     ssl_keyfile: str | None = None
 
 
+class StartupFailed(Exception):
+    """A worker could not start what it serves besides HTTP (the message says what)."""
+
+
 class ModelportApp:
     """ASGI app over a :class:`Repository`; ``options`` fixes auth, limits and CORS."""
 
@@ -112,6 +120,7 @@ class ModelportApp:
         self._origins = frozenset(o.encode() for o in self.options.cors_origins)
         self._any_origin = b"*" in self._origins
         self._openapi: bytes | None = None
+        self._grpc_server: Any = None
         self._openapi_generation = -1
         self._observers = self.plane.observers
         self._metrics = self.options.metrics
@@ -128,35 +137,46 @@ class ModelportApp:
             await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        grpc_server: Any = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self.options.grpc_port is not None:
-                    from modelport.protocols.grpc.servicer import GrpcOptions, start_grpc
-
-                    grpc_options = GrpcOptions(
-                        host=self.options.grpc_host,
-                        port=self.options.grpc_port,
-                        max_message=self.options.max_body,
-                        auth_token=self.options.auth_token,
-                        ssl_certfile=self.options.ssl_certfile,
-                        ssl_keyfile=self.options.ssl_keyfile,
-                    )
-                    try:
-                        grpc_server = await start_grpc(self.plane, grpc_options)
-                    except Exception as exc:
-                        await send({"type": "lifespan.startup.failed", "message": f"gRPC: {exc}"})
-                        return
-                    log.info("gRPC V2 on %s:%d", self.options.grpc_host, self.options.grpc_port)
+                try:
+                    await self.startup()
+                except StartupFailed as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if grpc_server is not None:
-                    await grpc_server.stop(grace=5.0)
-                self.repository.close()
-                self.plane.close()
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def startup(self) -> None:
+        """Start what a worker serves besides HTTP (the gRPC port); StartupFailed says why it could not."""
+        if self.options.grpc_port is not None:
+            from modelport.protocols.grpc.servicer import GrpcOptions, start_grpc
+
+            grpc_options = GrpcOptions(
+                host=self.options.grpc_host,
+                port=self.options.grpc_port,
+                max_message=self.options.max_body,
+                auth_token=self.options.auth_token,
+                ssl_certfile=self.options.ssl_certfile,
+                ssl_keyfile=self.options.ssl_keyfile,
+            )
+            try:
+                self._grpc_server = await start_grpc(self.plane, grpc_options)
+            except Exception as exc:
+                raise StartupFailed(f"gRPC: {exc}") from exc
+            log.info("gRPC V2 on %s:%d", self.options.grpc_host, self.options.grpc_port)
+
+    async def shutdown(self) -> None:
+        """After the last request: stop gRPC, close the models and the observers (the payload log flushes)."""
+        grpc_server, self._grpc_server = self._grpc_server, None
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5.0)
+        self.repository.close()
+        self.plane.close()
 
     def ready(self) -> bool:
         """Every model has an available version and the server is not draining."""
@@ -171,21 +191,58 @@ class ModelportApp:
         self.plane.draining = True
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def read(limit: int) -> bytes:
+            chunks = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the request body is over the limit of {limit:,} bytes (--max-body)")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+        async def respond(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.handle_http(
+            scope["method"], scope["path"], scope.get("query_string", b""), dict(scope["headers"]), read, respond
+        )
+
+    async def handle_http(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[bytes, bytes],
+        read: ReadBody,
+        respond: Respond,
+    ) -> None:
+        """One HTTP request, whichever server interface carried it (ASGI here, RSGI in protocols/rest/rsgi.py).
+
+        ``read(limit)`` returns the whole body or raises PayloadTooLarge past ``limit`` bytes;
+        ``respond`` sends status, headers and body in one go.
+        """
         metrics = self._metrics
         if metrics is not None:
             metrics.request_started()
             try:
-                await self._handle(scope, receive, send)
+                await self._handle(method, path, query, headers, read, respond)
             finally:
                 metrics.request_finished()
         else:
-            await self._handle(scope, receive, send)
+            await self._handle(method, path, query, headers, read, respond)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _handle(
+        self, method: str, path: str, query: bytes, headers: dict[bytes, bytes], read: ReadBody, respond: Respond
+    ) -> None:
         started = time.perf_counter()
-        headers = dict(scope["headers"])
-        method: str = scope["method"]
-        path: str = scope["path"]
         origin = headers.get(b"origin")
         cors = self._cors_headers(origin) if origin is not None and self._origins else []
         trace = Trace()
@@ -196,8 +253,8 @@ class ModelportApp:
                 response = self._preflight(origin, headers)
             else:
                 self._authorize(path, headers)
-                body = await self._read_body(method, headers, receive) if method in ("POST", "PUT") else b""
-                request = Request(method, path, scope.get("query_string", b""), headers, body)
+                body = await self._read_body(headers, read) if method in ("POST", "PUT") else b""
+                request = Request(method, path, query, headers, body)
                 response = await self._dispatch(request, trace)
         except ModelportError as exc:
             error = exc.message
@@ -214,14 +271,6 @@ class ModelportApp:
             response = _server_error("internal server error", request_id)
         if request_id is None and self._observers:
             request_id = new_request_id()
-        await self._send(send, response, cors, request_id)
-        if self._observers:
-            rid = (request_id or b"").decode("latin-1")
-            self.plane.observe(trace, method, path, response.status, started, rid, error)
-
-    async def _send(
-        self, send: Send, response: Response, cors: list[tuple[bytes, bytes]], request_id: bytes | None
-    ) -> None:
         out = [*response.headers, (b"content-length", str(len(response.body)).encode())]
         out.extend(response.extra_headers)
         out.extend(cors)
@@ -229,8 +278,10 @@ class ModelportApp:
             out.append((b"x-request-id", request_id))
         if response.status == 401:
             out.append((b"www-authenticate", b'Bearer realm="modelport"'))
-        await send({"type": "http.response.start", "status": response.status, "headers": out})
-        await send({"type": "http.response.body", "body": response.body})
+        await respond(response.status, out, response.body)
+        if self._observers:
+            rid = (request_id or b"").decode("latin-1")
+            self.plane.observe(trace, method, path, response.status, started, rid, error)
 
     # -- cross-cutting ---------------------------------------------------------
     def _authorize(self, path: str, headers: dict[bytes, bytes]) -> None:
@@ -247,7 +298,7 @@ class ModelportApp:
             return
         _check_bearer(headers, self._token, "")
 
-    async def _read_body(self, method: str, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+    async def _read_body(self, headers: dict[bytes, bytes], read: ReadBody) -> bytes:
         limit = self.options.max_body
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -260,20 +311,7 @@ class ModelportApp:
                 raise UnsupportedMediaType(
                     f"content type '{base.decode('latin-1')}' is not supported; send {_ALLOWED_TYPES_TEXT}"
                 )
-        chunks = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"the request body is over the limit of {limit:,} bytes (--max-body)")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return await read(limit)
 
     def _cors_headers(self, origin: bytes) -> list[tuple[bytes, bytes]]:
         """A simple (non-preflight) request from an allowed origin may read the response; others get nothing."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from modelport.core.errors import ClientError
 
-__all__ = ["BodyTimeout", "GuardedApp"]
+__all__ = ["BodyTimeout", "GuardedApp", "body_too_slow"]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -28,6 +28,11 @@ class BodyTimeout(ClientError):
     """The client did not send its whole request body in time."""
 
     status = 408
+
+
+def body_too_slow(limit: float) -> BodyTimeout:
+    """The 408 for a body that did not arrive within ``limit`` seconds (ASGI here, RSGI in protocols/rest/rsgi.py)."""
+    return BodyTimeout(f"the request body did not arrive within {limit:g} s; send it whole or raise --body-timeout")
 
 
 class GuardedApp:
@@ -54,15 +59,10 @@ class GuardedApp:
             if reading and task is not None:
                 task.cancel()
 
-        def too_slow() -> BodyTimeout:
-            return BodyTimeout(
-                f"the request body did not arrive within {limit:g} s; send it whole or raise --body-timeout"
-            )
-
         async def bounded() -> dict[str, Any]:
             nonlocal timer, task, reading
             if expired:
-                raise too_slow()
+                raise body_too_slow(limit)
             if timer is None:
                 loop = asyncio.get_running_loop()
                 task = asyncio.current_task()
@@ -73,7 +73,7 @@ class GuardedApp:
             except asyncio.CancelledError:
                 if expired and task is not None:
                     task.uncancel()
-                    raise too_slow() from None
+                    raise body_too_slow(limit) from None
                 raise
             finally:
                 reading = False

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import InvalidInput, ModelLoadError
+from modelport.signature import NULL
 from modelport.sparkml.reader import StageMeta
 from modelport.sparkml.stage import ColumnInfo, Frame, Schema, Stage, register
 
@@ -357,7 +358,8 @@ class SQLTransformer(Stage):
                 arr[:] = col.to_pylist()
                 frame[name] = arr
             else:
-                frame[name] = np.array([np.nan if v is None else float(v) for v in col.to_pylist()], dtype=np.float64)
+                # SQL NULL is Spark's null (x / 0 before Spark 4, log(0)), not a NaN Spark computed
+                frame[name] = np.array([NULL if v is None else float(v) for v in col.to_pylist()], dtype=np.float64)
 
     def describe(self) -> str:
         return f"SQLTransformer({', '.join(self.reads)} -> {', '.join(self.outputs)}; {self.statement})"

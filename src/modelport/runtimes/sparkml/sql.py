@@ -360,6 +360,7 @@ class SQLTransformer(Stage):
                 arr[:] = col.to_pylist()
                 frame[name] = arr
             else:
+                # SQL NULL is Spark's null (x / 0 before Spark 4, log(0)), not a NaN Spark computed
                 frame[name] = np.array([NULL if v is None else float(v) for v in col.to_pylist()], dtype=np.float64)
 
     def describe(self) -> str:

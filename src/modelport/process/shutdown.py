@@ -7,8 +7,9 @@ Sequence:
    ``/v2/health/ready`` and ``/readyz`` answer 503 within ``POLL_S``, while requests are still
    served, so a load balancer takes this instance out.
 2. After ``--drain-seconds`` granian's handler runs: it closes the listening socket, sends each
-   worker SIGTERM; a worker finishes its in-flight requests, then runs the app's shutdown (the ASGI lifespan, or RSGI's __rsgi_del__)
-   shutdown, where the app closes models and flushes the payload log. A worker still busy
+   worker SIGTERM; a worker finishes its in-flight requests, then runs the app's shutdown (the ASGI
+   lifespan's, or RSGI's ``__rsgi_del__``), where the app closes models and flushes the payload log. A
+   worker still busy
    after ``--grace-seconds`` is killed.
 3. The main process exits 0.
 """

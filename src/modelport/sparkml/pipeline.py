@@ -26,7 +26,7 @@ from modelport.errors import ModelLoadError
 from modelport.signature import Batch, Signature, TensorSpec
 from modelport.sparkml.reader import StageMeta, read_metadata, stage_dirs
 from modelport.sparkml.registry import supported_classes
-from modelport.sparkml.stage import STAGES, Attr, ColumnInfo, Frame, RowStep, Schema, Stage, setup_stage
+from modelport.sparkml.stage import REFUSED, STAGES, Attr, ColumnInfo, Frame, RowStep, Schema, Stage, setup_stage
 from modelport.sparkml.tuning import TUNING_CLASSES, best_model, tuning_info
 from modelport.sparkml.vectors import VECTOR_TYPES, row_array
 
@@ -57,6 +57,10 @@ def _stages(path: Path, meta: StageMeta) -> list[Stage]:
             f"{path}: is an unfitted {meta.short_class}; save the PipelineModel that fit() returns instead"
         )
     impl = STAGES.get(meta.cls)
+    if impl is None and meta.cls in REFUSED:
+        raise ModelLoadError(
+            f"{path}: Spark ML stage {meta.cls} (uid {meta.uid}) is not supported: {REFUSED[meta.cls]}"
+        )
     if impl is None:
         supported = ", ".join(sorted({c.rsplit(".", 1)[-1] for c in supported_classes()}))
         raise ModelLoadError(

@@ -37,19 +37,17 @@ def _small(spark: Any, path: Path) -> None:
 
 
 def test_unsupported_stage_fails_at_load(spark: Any, tmp_path: Path) -> None:
-    from pyspark.ml.clustering import LDA
-    from pyspark.ml.feature import StringIndexer, VectorAssembler
+    from pyspark.ml.feature import StringIndexer
+    from pyspark.ml.fpm import FPGrowth
 
-    df = penguin_df(spark, penguins()[:20])
-    stages = [
-        StringIndexer(inputCol="island", outputCol="i"),
-        VectorAssembler(inputCols=["i", "year"], outputCol="features"),
-        LDA(k=2, maxIter=2, seed=1),
-    ]
+    df = spark.createDataFrame(
+        [("a", ["x", "y"]), ("b", ["x"]), ("a", ["y", "z"])], "island string, items array<string>"
+    )
+    stages = [StringIndexer(inputCol="island", outputCol="i"), FPGrowth(itemsCol="items", minSupport=0.3)]
     with pytest.raises(ModelLoadError) as err:
-        fit_save_load(stages, df.na.drop(), tmp_path / "m")
+        fit_save_load(stages, df, tmp_path / "m")
     msg = err.value.message
-    assert "org.apache.spark.ml.clustering.LocalLDAModel" in msg and "not supported" in msg
+    assert "org.apache.spark.ml.fpm.FPGrowthModel" in msg and "not supported" in msg
     assert "supported stages:" in msg and "StringIndexerModel" in msg and "HashingTF" in msg
 
 

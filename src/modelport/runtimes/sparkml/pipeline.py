@@ -27,7 +27,17 @@ from modelport.core.errors import ModelLoadError
 from modelport.core.signature import NULL, Batch, Signature, TensorSpec
 from modelport.runtimes.sparkml.reader import StageMeta, read_metadata, stage_dirs
 from modelport.runtimes.sparkml.registry import supported_classes
-from modelport.runtimes.sparkml.stage import STAGES, Attr, ColumnInfo, Frame, RowStep, Schema, Stage, setup_stage
+from modelport.runtimes.sparkml.stage import (
+    REFUSED,
+    STAGES,
+    Attr,
+    ColumnInfo,
+    Frame,
+    RowStep,
+    Schema,
+    Stage,
+    setup_stage,
+)
 from modelport.runtimes.sparkml.tuning import TUNING_CLASSES, best_model, tuning_info
 from modelport.runtimes.sparkml.vectors import VECTOR_TYPES, row_array
 
@@ -58,6 +68,10 @@ def _stages(path: Path, meta: StageMeta) -> list[Stage]:
             f"{path}: is an unfitted {meta.short_class}; save the PipelineModel that fit() returns instead"
         )
     impl = STAGES.get(meta.cls)
+    if impl is None and meta.cls in REFUSED:
+        raise ModelLoadError(
+            f"{path}: Spark ML stage {meta.cls} (uid {meta.uid}) is not supported: {REFUSED[meta.cls]}"
+        )
     if impl is None:
         supported = ", ".join(sorted({c.rsplit(".", 1)[-1] for c in supported_classes()}))
         raise ModelLoadError(

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from modelport.runtimes.sparkml.reader import StageMeta
 
-__all__ = ["STAGES", "Attr", "Column", "Frame", "RowStep", "Stage", "register"]
+__all__ = ["REFUSED", "STAGES", "Attr", "Column", "Frame", "RowStep", "Stage", "refuse", "register"]
 
 Column = Any  # np.ndarray | sp.csr_matrix
 RowStep = Callable[[dict[str, Any]], bool]
@@ -131,6 +131,15 @@ def register(cls: type[Stage]) -> type[Stage]:
     for name in cls.spark_classes:
         STAGES[name] = cls
     return cls
+
+
+REFUSED: dict[str, str] = {}
+"""Spark classes the runtime knows and turns down at load, with the reason (and what to save instead)."""
+
+
+def refuse(spark_class: str, reason: str) -> None:
+    """Make ``spark_class`` fail at load with ``reason`` instead of the generic "not supported"."""
+    REFUSED[spark_class] = reason
 
 
 def param_or(meta: StageMeta, name: str, default: Any) -> Any:

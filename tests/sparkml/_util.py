@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +131,38 @@ def assert_parity(
         # class labels are picked, not computed: they must be the same label
         assert_close(got, expected[c], exact=c in exact or expected[c].dtype.kind in "iu", what=c)
     return frame
+
+
+_BLOCK_PYSPARK = """
+import sys
+
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pyspark", "py4j"):
+            raise ImportError(f"{name} is blocked in this test")
+        return None
+
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run_without_pyspark(tmp_path: Path, script: str, timeout: float = 300) -> dict[str, Any]:
+    """Run ``script`` in a Python where importing pyspark or py4j raises; the JSON of its last line.
+
+    Checks first that pyspark really is blocked there, then that the script exits 0.
+    """
+    import json
+
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(_BLOCK_PYSPARK)
+    guard = (
+        "try:\n    import pyspark\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit('pyspark importable')\n"
+    )
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = dict(os.environ, PYTHONPATH=f"{blocker}{os.pathsep}{src}")
+    code = guard + textwrap.dedent(script)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result

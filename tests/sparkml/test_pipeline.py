@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -15,6 +11,7 @@ import pytest
 
 import modelport
 from modelport.core.errors import ModelLoadError
+from tests.sparkml._util import run_without_pyspark
 from tests.sparkml.parity import fit_save_load, penguin_df, penguins
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]
@@ -88,32 +85,9 @@ def test_load_and_predict_without_pyspark(spark: Any, tmp_path: Path) -> None:
     """A subprocess where importing pyspark or py4j raises: load + predict still work."""
     path = tmp_path / "m"
     _small(spark, path)
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        textwrap.dedent(
-            """
-            import sys
-
-            class _Block:
-                def find_spec(self, name, path=None, target=None):
-                    if name.split(".")[0] in ("pyspark", "py4j"):
-                        raise ImportError(f"{name} is blocked in this test")
-                    return None
-
-            sys.meta_path.insert(0, _Block())
-            """
-        )
-    )
     script = textwrap.dedent(
         f"""
         import json, sys
-        try:
-            import pyspark
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("pyspark was importable")
         import modelport
         m = modelport.load_model({str(path)!r})
         out = m.predict({{"text": ["Adelie Dream"], "island": ["Dream"], "year": [2008.0]}})
@@ -121,9 +95,6 @@ def test_load_and_predict_without_pyspark(spark: Any, tmp_path: Path) -> None:
                           "spark": [k for k in sys.modules if k.startswith(("pyspark", "py4j"))]}}))
         """
     )
-    env = dict(os.environ, PYTHONPATH=f"{blocker}{os.pathsep}{SRC}")
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_without_pyspark(tmp_path, script)
     assert result["spark"] == []
     assert np.asarray(result["features"]).shape == (1, 18)

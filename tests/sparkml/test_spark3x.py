@@ -21,6 +21,7 @@ from modelport.core.config import ModelConfig
 from modelport.core.errors import InvalidInput
 from modelport.core.signature import NULL
 from modelport.runtimes.sparkml.vectors import null_mask
+from tests.sparkml._util import run_without_pyspark
 from tests.tolerance import assert_close
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "sparkml"
@@ -192,38 +193,12 @@ def test_distribution_version_strings_pick_the_rules_of_their_spark(
 
 def test_load_and_predict_with_pyspark_blocked(tmp_path: Path) -> None:
     """In a process where importing pyspark or py4j raises, a Spark pipeline still loads and predicts."""
-    import os
-    import subprocess
-    import sys
     import textwrap
 
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        textwrap.dedent(
-            """
-            import sys
-
-            class _Block:
-                def find_spec(self, name, path=None, target=None):
-                    if name.split(".")[0] in ("pyspark", "py4j"):
-                        raise ImportError(f"{name} is blocked in this test")
-                    return None
-
-            sys.meta_path.insert(0, _Block())
-            """
-        )
-    )
     model_dir = FIXTURES / "penguins_lr" / "model"
     script = textwrap.dedent(
         f"""
         import json, sys
-        try:
-            import pyspark
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("pyspark was importable")
         import modelport
         m = modelport.load_model({str(model_dir)!r})
         row = {{"species": ["Adelie"], "island": ["Dream"], "sex": [None], "bill_length_mm": [39.0],
@@ -233,9 +208,5 @@ def test_load_and_predict_with_pyspark_blocked(tmp_path: Path) -> None:
                           "loaded": sorted(k for k in sys.modules if k.startswith(("pyspark", "py4j")))}}))
         """
     )
-    src = Path(__file__).resolve().parents[2] / "src"
-    env = dict(os.environ, PYTHONPATH=f"{blocker}{os.pathsep}{src}")
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_without_pyspark(tmp_path, script)
     assert result == {"species": ["Adelie"], "loaded": []}

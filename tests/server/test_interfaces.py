@@ -161,3 +161,23 @@ def test_the_table_reaches_every_kind_of_answer(servers: tuple[RunningServer, Ru
     assert statuses["no route"] == statuses["unknown model with a space"] == 404
     assert statuses["CORS preflight"] == 204 and statuses["CORS preflight, other origin"] == 403
     assert statuses["metadata, percent-encoded name"] == 200
+
+
+@pytest.mark.parametrize("interface", ["rsgi", "asgi"])
+def test_pipelined_requests_on_one_connection_are_answered_in_order(
+    servers: tuple[RunningServer, RunningServer], interface: str
+) -> None:
+    """HTTP/1.1 keep-alive with pipelining: four requests written at once, four answers in request order."""
+    server = servers[0] if interface == "rsgi" else servers[1]
+    keep = [
+        r.replace(b"Connection: close\r\n", b"") for r in (CASES["v2 infer"], CASES["no route"], CASES["v1 predict"])
+    ]
+    last = CASES["ready"]  # Connection: close ends the exchange
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"".join(keep) + last)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    statuses = [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+    assert statuses == [200, 404, 200, 200], data[:500]
+    assert data.count(b'"model_name":"wine"') == 1 and data.count(b'"predictions"') == 1

@@ -225,6 +225,17 @@ def test_v2_json_writes_null_and_nan_apart(saved: Saved, server: tuple[RunningSe
         assert_close(decoded[name], frame[name], what=f"V2 JSON {name} vs frame path")
 
 
+def _triton_inputs(module: Any, rows: list[tuple[Any, ...]], **options: Any) -> list[Any]:
+    """The rows as tritonclient inputs (``module``: tritonclient.http or .grpc): numbers FP64, text BYTES."""
+    inputs = []
+    for name, values in _columns(rows).items():
+        number = name in ("x", "code")
+        inp = module.InferInput(name, [len(rows)], "FP64" if number else "BYTES")
+        inp.set_data_from_numpy(np.array(values, dtype=np.float64 if number else object), **options)
+        inputs.append(inp)
+    return inputs
+
+
 def test_tritonclient_reads_the_json_and_binary_answers(saved: Saved, server: tuple[RunningServer, int]) -> None:
     httpclient = pytest.importorskip("tritonclient.http")
     client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server[0].port}")
@@ -233,13 +244,7 @@ def test_tritonclient_reads_the_json_and_binary_answers(saved: Saved, server: tu
     expected = _expected(saved, rows)
     try:
         for binary in (False, True):
-            inputs = []
-            for name, values in _columns(rows).items():
-                number = name in ("x", "code")
-                arr = np.array(values, dtype=np.float64 if number else object)
-                inp = httpclient.InferInput(name, [len(rows)], "FP64" if number else "BYTES")
-                inp.set_data_from_numpy(arr, binary_data=True)  # its JSON writer would send NaN bare
-                inputs.append(inp)
+            inputs = _triton_inputs(httpclient, rows, binary_data=True)  # its JSON writer would send NaN bare
             outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in OUTPUTS]
             result = client.infer("wire", inputs, outputs=outputs)
             what = "binary" if binary else "JSON"
@@ -270,12 +275,7 @@ def test_grpc_lists_nulls_and_keeps_nan(saved: Saved, server: tuple[RunningServe
     rows = NO_NULL_ROWS
     frame = _frame(saved, rows)
     expected = _expected(saved, rows)
-    inputs = []
-    for name, values in _columns(rows).items():
-        number = name in ("x", "code")
-        inp = grpcclient.InferInput(name, [len(rows)], "FP64" if number else "BYTES")
-        inp.set_data_from_numpy(np.array(values, dtype=np.float64 if number else object))
-        inputs.append(inp)
+    inputs = _triton_inputs(grpcclient, rows)
     result = client.infer("wire", inputs)
     y = result.as_numpy("y")
     assert_close(y, frame["y"], what="gRPC y")

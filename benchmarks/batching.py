@@ -15,12 +15,11 @@ import argparse
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Server, breast_cancer_model, free_port, run_wrk, sample_rows, v2_body
+from common import ROOT, Server, breast_cancer_model, free_port, run_wrk, sample_rows, scratch_dir, v2_body
 
 
 def main() -> int:
@@ -31,7 +30,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="modelport-batching-"))
+    work = scratch_dir("modelport-batching-")
     model = breast_cancer_model(work / "cache")
     (work / "models" / "breast_cancer").mkdir(parents=True)
     shutil.copy(model, work / "models" / "breast_cancer" / "model.joblib")

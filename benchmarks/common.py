@@ -6,6 +6,7 @@ free loopback port and killed (the whole process group) when the benchmark ends.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
@@ -29,6 +30,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 N_FEATURES = 30  # breast_cancer
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A temporary directory that goes when the benchmark exits (normally, on an error or Ctrl-C)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def free_port() -> int:

@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from common import (
     median,
     post,
     sample_rows,
+    scratch_dir,
     tool_version,
     v2_body,
 )
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelport-bench"
     model = breast_cancer_model(cache)
-    workdir = Path(tempfile.mkdtemp(prefix="modelport-http-"))
+    workdir = scratch_dir("modelport-http-")
     repo = workdir / "models"
     (repo / "breast_cancer").mkdir(parents=True)
     shutil.copy(model, repo / "breast_cancer" / "model.joblib")

@@ -18,12 +18,11 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Server, breast_cancer_model, free_port, sample_rows, v2_body
+from common import ROOT, Server, breast_cancer_model, free_port, sample_rows, scratch_dir, v2_body
 
 IDLE = ("select", "poll", "epoll", "_run_once", "run_forever")
 
@@ -40,7 +39,7 @@ def main() -> int:
             print(f"{tool} is not installed; see the docstring", file=sys.stderr)
             return 2
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    work = Path(tempfile.mkdtemp(prefix="modelport-profile-"))
+    work = scratch_dir("modelport-profile-")
     model = breast_cancer_model(work / "cache")
     repo = work / "models" / "breast_cancer"
     repo.mkdir(parents=True)

@@ -24,7 +24,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from common import (  # noqa: E402
     median,
     post,
     sample_rows,
+    scratch_dir,
     tool_version,
     v2_body,
 )
@@ -85,7 +85,7 @@ def _bin(python: Path, tool: str) -> str:
 
 def launch_modelport(protocol: str, src: Path, compile_cache: Path) -> Callable[[Peer, Path, Path, int, int], Launch]:
     def launch(peer: Peer, python: Path, model: Path, port: int, workers: int) -> Launch:
-        repo = Path(tempfile.mkdtemp(prefix="modelport-peers-")) / "models"
+        repo = scratch_dir("modelport-peers-") / "models"
         (repo / "breast_cancer").mkdir(parents=True)
         shutil.copy(model, repo / "breast_cancer" / "model.joblib")
         argv = [str(python), "-m", "modelport.cli", "serve", str(repo), "--host", LOOPBACK, "--port", str(port)]
@@ -103,7 +103,7 @@ def launch_modelport(protocol: str, src: Path, compile_cache: Path) -> Callable[
 
 
 def launch_mlserver(peer: Peer, python: Path, model: Path, port: int, workers: int) -> Launch:
-    work = Path(tempfile.mkdtemp(prefix="mlserver-"))
+    work = scratch_dir("mlserver-")
     settings = json.loads((HERE / "mlserver" / "settings.json").read_text())
     settings.update(
         http_port=port, grpc_port=free_port(), metrics_port=free_port(), parallel_workers=workers, host=LOOPBACK
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "modelport v2": {"python": runner, "versions": {"modelport": version("modelport")}, "note": "V2 infer"},
         "modelport v1": {"python": runner, "versions": {"modelport": version("modelport")}, "note": "V1 :predict"},
     }
-    compile_cache = Path(tempfile.mkdtemp(prefix="modelport-compile-cache-"))
+    compile_cache = scratch_dir("modelport-compile-cache-")
     launchers: dict[str, Callable[[Peer, Path, Path, int, int], Launch]] = {
         "modelport v2": launch_modelport("v2", args.src, compile_cache),
         "modelport v1": launch_modelport("v1", args.src, compile_cache / "v1"),
@@ -430,7 +430,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server, _ in servers.values():
             server.stop()
-        shutil.rmtree(compile_cache, ignore_errors=True)
     med = {n: {k: median(v) if k != "errors" else sum(v) for k, v in d.items()} for n, d in runs.items()}
     print(render(med, entries, skipped, args))
     if args.json:

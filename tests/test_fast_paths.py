@@ -131,14 +131,14 @@ def _access_log(tmp_path: Path) -> None:
         logger.handlers[:] = [handler]  # exactly one plain handler: the set-up the direct write is for
         logger.setLevel(logging.INFO)
         logger.propagate = False
-        access = AccessLog(logger)
         assert _direct_handler(logger) is handler, "the fast path would not be taken"
 
-        def lines(s: io.StringIO = stream, a: AccessLog = access) -> list[str]:
+        def lines(s: io.StringIO = stream, lg: logging.Logger = logger) -> list[str]:
             s.seek(0)
             s.truncate()
+            access = AccessLog(lg)  # made under the current switch, as build_app makes it
             for r in records:
-                a.observe(r)
+                access.observe(r)
             return s.getvalue().splitlines()
 
         try:

@@ -166,6 +166,7 @@ class AccessLog:
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+        self._direct = fastpaths.enabled("access-log")  # decided once: the switch is set before observers exist
 
     def observe(self, record: RequestRecord) -> None:
         logger = self.logger
@@ -186,7 +187,7 @@ class AccessLog:
         }
         if record.error is not None:
             extra["error"] = record.error
-        handler = _direct_handler(logger) if fastpaths.enabled("access-log") else None
+        handler = _direct_handler(logger) if self._direct else None
         if handler is None:
             logger.info("%s", message, extra=extra)
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -41,8 +41,8 @@ class Predictor(Protocol):
 _WRAPPED = ("inner", "native", "_native", "predictor")
 
 
-def declares(predictor: object, name: str, value: object) -> bool:
-    """True when ``predictor``, or a predictor it wraps, sets attribute ``name`` to ``value``.
+def _layers(predictor: object) -> Iterator[tuple[object, dict[str, Any]]]:
+    """``predictor`` and every predictor it wraps, each with its instance attributes, outermost first.
 
     Wrapped predictors are found through instance attributes only, so a lazily loaded native
     model (the compile cache's) is not loaded by asking.
@@ -53,11 +53,14 @@ def declares(predictor: object, name: str, value: object) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        own = getattr(current, "__dict__", {})
-        if own.get(name, getattr(type(current), name, None)) == value:
-            return True
-        stack.extend(own.get(wrapped) for wrapped in _WRAPPED)
-    return False
+        own: dict[str, Any] = getattr(current, "__dict__", {})
+        yield current, own
+        stack.extend(own.get(wrapped) for wrapped in reversed(_WRAPPED))
+
+
+def declares(predictor: object, name: str, value: object) -> bool:
+    """True when ``predictor``, or a predictor it wraps, sets attribute ``name`` to ``value``."""
+    return any(own.get(name, getattr(type(layer), name, None)) == value for layer, own in _layers(predictor))
 
 
 def fork_safe(predictor: object) -> bool:
@@ -223,19 +226,9 @@ class Model:
 
 
 def compute_datatype_of(predictor: Any) -> str | None:
-    """The datatype the predictor (or the one it wraps) computes its inputs in, when it says.
-
-    Reads instance attributes only: a wrapper's ``__getattr__`` could load a lazily loaded
-    native model (the compile cache's) just to answer.
-    """
-    for _ in range(8):
-        attributes = getattr(predictor, "__dict__", None)
-        if attributes is None:
-            return None
-        found = attributes.get("compute_datatype")
+    """The datatype the predictor (or one it wraps) computes its inputs in, when it says."""
+    for _, own in _layers(predictor):
+        found = own.get("compute_datatype")
         if isinstance(found, str):
             return found
-        predictor = attributes.get("inner")
-        if predictor is None:
-            return None
     return None

@@ -203,3 +203,15 @@ def test_serve_takes_the_switch_into_every_worker(tmp_path: Path) -> None:
             runtimes[args] = seen
     assert runtimes[()] == {COMPILED}
     assert runtimes[("--reference-path", "compiled")] == {"scikit-learn"}
+
+
+def test_serve_refuses_an_unknown_reference_path_with_the_list(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelport.cli import main
+
+    result = CliRunner().invoke(main, ["serve", str(tmp_path), "--reference-path", "turbo"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--reference-path': 'turbo' is not one of 'access-log', 'compiled', 'sparkml-row'" in (
+        result.output
+    )

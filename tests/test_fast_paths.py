@@ -194,10 +194,15 @@ def test_serve_takes_the_switch_into_every_worker(tmp_path: Path) -> None:
     runtimes = {}
     for args in ((), ("--reference-path", "compiled")):
         with run_server(tmp_path, "--workers", "2", *args) as server:
-            seen = set()
-            for _ in range(8):  # both workers answer in turn or by chance: each must agree
+            seen: set[str] = set()
+            workers: set[int] = set()
+            for _ in range(200):  # a new connection per call: ask until both workers have answered
                 ops = httpx.get(f"{server.url}/ui/api/ops", timeout=10).json()
                 seen.update(ops["models"]["lr"]["versions"]["1"]["runtime"].values())
+                workers.add(ops["worker_pid"])
+                if len(workers) == 2:
+                    break
+            assert len(workers) == 2, "only one worker answered"
             answer = httpx.post(f"{server.url}/v2/models/lr/infer", json=body, timeout=10)
             assert answer.status_code == 200, answer.text
             runtimes[args] = seen

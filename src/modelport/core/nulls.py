@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.core.signature import NULL, NULL_BITS
+from modelport.core.signature import NULL, NULL_BITS, SPECIAL_FLOATS
 
 __all__ = [
     "SPECIAL_FLOATS",
@@ -26,9 +26,6 @@ __all__ = [
     "numbers_from_json",
     "text_for_bytes",
 ]
-
-SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
-"""The JSON strings that stand for non-finite numbers, in requests and answers alike."""
 
 
 def all_finite(arr: np.ndarray) -> bool:

@@ -33,7 +33,8 @@ NULL: float = float(np.array([NULL_BITS], dtype=np.uint64).view(np.float64)[0])
 
 It is NaN to every model; the Spark ML runtime tells it from a real NaN (Spark's null vs NaN)."""
 
-_SPECIAL_FLOATS = {"NaN", "Infinity", "-Infinity"}
+SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+"""The JSON strings that stand for non-finite numbers, in requests and answers alike."""
 
 Batch = dict[str, np.ndarray]
 """Columnar data: input or output name -> array whose axis 0 is the row."""
@@ -290,7 +291,7 @@ class InputPlan:
             raise self._fail(f"input '{name}' has ragged rows (not every row has the same length): {exc}") from None
         kind = arr.dtype.kind
         target = spec.dtype
-        if kind in "US" and target.kind == "f" and arr.size and set(arr.ravel().tolist()) <= _SPECIAL_FLOATS:
+        if kind in "US" and target.kind == "f" and arr.size and set(arr.ravel().tolist()) <= SPECIAL_FLOATS.keys():
             return arr.astype(target)  # JSON has no NaN/Infinity literals: "NaN", "Infinity", "-Infinity"
         if kind in "USO":
             if kind == "O":

@@ -1,4 +1,4 @@
-"""Null vs NaN in answers (modelport.core.nulls) and the sparse form of vectors (server/sparse.py), unit by unit."""
+"""Null vs NaN in answers (modelport.core.nulls) and the sparse form of vectors (protocols/sparse.py), unit by unit."""
 
 from __future__ import annotations
 
@@ -73,6 +73,7 @@ def test_sparse_is_only_for_vector_outputs() -> None:
     assert err.value.message == (
         "model 'm': outputs 'p', 't' are not vectors, so there is no sparse form; the vector outputs are: v"
     )
+    assert err.value.status == 400
     no_vectors = Signature(sig.inputs, sig.outputs[:1])
     with pytest.raises(InvalidInput, match="'p' is not a vector, so there is no sparse form; the model has no vector"):
         check_sparse("m", no_vectors, ["p"])

@@ -39,8 +39,8 @@ from modelport.core.errors import (
     UnknownModel,
     UnsupportedMediaType,
 )
-from modelport.core.nulls import SPECIAL_FLOATS, json_numbers, numbers_from_json
-from modelport.core.signature import DATATYPES, NULL, Batch, Signature, datatype_of
+from modelport.core.nulls import json_numbers, numbers_from_json
+from modelport.core.signature import DATATYPES, NULL, SPECIAL_FLOATS, Batch, Signature, datatype_of
 
 if TYPE_CHECKING:
     import httpx

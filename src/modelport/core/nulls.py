@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from modelport.core.signature import NULL, NULL_BITS, SPECIAL_FLOATS
+from modelport.core.signature import NULL, NULL_BITS
 
 __all__ = [
-    "SPECIAL_FLOATS",
     "all_finite",
     "json_numbers",
     "null_mask",

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from modelport.core.errors import InvalidInput
+from modelport.core.nulls import null_mask
 from modelport.core.signature import Signature
 
 __all__ = ["INDICES_SUFFIX", "check_sparse", "sparse_flag", "sparse_rows", "sparse_tensors", "vector_outputs"]
@@ -29,9 +30,16 @@ __all__ = ["INDICES_SUFFIX", "check_sparse", "sparse_flag", "sparse_rows", "spar
 INDICES_SUFFIX = ".indices"
 
 
-def vector_outputs(signature: Signature) -> list[str]:
-    """Outputs with a sparse form: numbers with one vector of fixed or free size per row."""
-    return [s.name for s in signature.outputs if len(s.shape) == 2 and s.datatype not in ("BYTES", "BOOL")]
+def vector_outputs(signature: Signature) -> tuple[str, ...]:
+    """Outputs with a sparse form: numbers with one vector of fixed or free size per row.
+
+    Worked out once per signature (a frozen value) and kept on it: asked by requests that want a sparse form.
+    """
+    found: tuple[str, ...] | None = signature.__dict__.get("_vector_outputs")
+    if found is None:
+        found = tuple(s.name for s in signature.outputs if len(s.shape) == 2 and s.datatype not in ("BYTES", "BOOL"))
+        object.__setattr__(signature, "_vector_outputs", found)
+    return found
 
 
 def check_sparse(model: str, signature: Signature, names: Iterable[str]) -> frozenset[str]:
@@ -43,7 +51,7 @@ def check_sparse(model: str, signature: Signature, names: Iterable[str]) -> froz
     if not chosen:
         return chosen
     vectors = vector_outputs(signature)
-    known = set(signature.output_names)
+    known = signature.output_names
     wrong = sorted(n for n in chosen if n in known and n not in vectors)
     if wrong:
         which = f"the vector outputs are: {', '.join(vectors)}" if vectors else "the model has no vector outputs"
@@ -65,7 +73,6 @@ def sparse_flag(model: str, output: str, value: Any) -> bool:
 
 def _row_entries(arr: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
     """Each row's indices and values, and its length (-1 for a null vector)."""
-    from modelport.core.nulls import null_mask
 
     dense = np.asarray(arr)
     if dense.ndim != 2:

@@ -114,7 +114,7 @@ def decode_request(request: pb.ModelInferRequest, model: Decodable) -> InferRequ
 
 
 def _sparse_wanted(model: Decodable, request: pb.ModelInferRequest) -> frozenset[str]:
-    """Outputs whose ``sparse`` parameter is true (a bool_param; server/sparse.py); 400 for one not a vector."""
+    """Outputs whose ``sparse`` parameter is true (a bool_param; protocols/sparse.py); 400 for one not a vector."""
     names = []
     for o in request.outputs:
         if "sparse" in o.parameters:
@@ -122,7 +122,7 @@ def _sparse_wanted(model: Decodable, request: pb.ModelInferRequest) -> frozenset
             value = getattr(param, param.WhichOneof("parameter_choice") or "bool_param")
             if sparse_flag(model.name, o.name, value):
                 names.append(o.name)
-    return check_sparse(model.name, model.plan.signature, names) if names else frozenset()
+    return check_sparse(model.name, model.plan.signature, names)
 
 
 def _encode(request: InferRequest, answer: InferResponse) -> pb.ModelInferResponse:
@@ -191,7 +191,7 @@ def encode_response(
 
 
 def _add_sparse(response: pb.ModelInferResponse, name: str, datatype: str, arr: np.ndarray, use_raw: bool) -> None:
-    """A vector output in sparse form: values and the ``<name>.indices`` companion (server/sparse.py)."""
+    """A vector output in sparse form: values and the ``<name>.indices`` companion (protocols/sparse.py)."""
     values, indices, lengths, size = sparse_tensors(arr)
     out = response.outputs.add(name=name, datatype=datatype, shape=list(values.shape))
     out.parameters["sparse"].bool_param = True

@@ -10,6 +10,7 @@ are accepted all the same.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,7 @@ def _v2_inputs(specs: tuple[TensorSpec, ...], rows: int, compute: str | None) ->
 
 
 def _v2_output_request(sig: Signature) -> dict[str, Any]:
-    """One requested output: its name, and ``parameters.sparse`` for the vector outputs (server/sparse.py)."""
+    """One requested output: its name, and ``parameters.sparse`` for the vector outputs (protocols/sparse.py)."""
     plain: dict[str, Any] = {
         "type": "object",
         "properties": {"name": {"enum": sig.output_names}},
@@ -109,7 +110,7 @@ def _v2_output_request(sig: Signature) -> dict[str, Any]:
     return {"anyOf": [plain, sparse]}
 
 
-def _v1_request(specs: tuple[TensorSpec, ...], compute: str | None, vectors: list[str]) -> dict[str, Any]:
+def _v1_request(specs: tuple[TensorSpec, ...], compute: str | None, vectors: Sequence[str]) -> dict[str, Any]:
     """Row format (``instances``) or columnar (``inputs``), exactly one of them."""
     if len(specs) == 1:
         instance = tensor_schema(TensorSpec(specs[0].name, specs[0].datatype, specs[0].shape[1:]), compute)
@@ -129,7 +130,7 @@ def _v1_request(specs: tuple[TensorSpec, ...], compute: str | None, vectors: lis
         }
     signature_name = {"type": "string"}
     extra: dict[str, Any] = {"signature_name": signature_name}
-    if vectors:  # vector outputs answered as {"size", "indices", "values"} rows (server/sparse.py)
+    if vectors:  # vector outputs answered as {"size", "indices", "values"} rows (protocols/sparse.py)
         extra["sparse_outputs"] = {
             "anyOf": [{"type": "boolean"}, {"type": "array", "items": {"enum": vectors}, "uniqueItems": True}]
         }

@@ -135,17 +135,17 @@ def _binary_wanted(body: dict[str, Any]) -> tuple[bool, dict[str, bool]]:
 
 
 def _sparse_wanted(model: Decodable, body: dict[str, Any]) -> frozenset[str]:
-    """The outputs whose ``parameters.sparse`` is true (server/sparse.py); 400 for one that is not a vector."""
+    """The outputs whose ``parameters.sparse`` is true (protocols/sparse.py); 400 for one that is not a vector."""
     names = []
     for o in body.get("outputs") or ():
         p = o.get("parameters")
         if isinstance(p, dict) and "sparse" in p and sparse_flag(model.name, o["name"], p["sparse"]):
             names.append(o["name"])
-    return check_sparse(model.name, model.plan.signature, names) if names else frozenset()
+    return check_sparse(model.name, model.plan.signature, names)
 
 
 def _sparse_entries(name: str, datatype: str, arr: np.ndarray) -> list[tuple[str, str, np.ndarray, dict[str, Any]]]:
-    """A vector output in sparse form: the values and the ``<name>.indices`` companion (server/sparse.py)."""
+    """A vector output in sparse form: the values and the ``<name>.indices`` companion (protocols/sparse.py)."""
     values, indices, lengths, size = sparse_tensors(arr)
     return [
         (name, datatype, values, {"sparse": True, "size": size, "lengths": lengths}),
